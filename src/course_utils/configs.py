@@ -1,0 +1,104 @@
+"""Reference model configurations (offline copies) and parameter counts from a config."""
+
+from __future__ import annotations
+
+from transformers import MistralConfig, PretrainedConfig, Qwen2Config
+
+QWEN25_7B = "Qwen/Qwen2.5-7B-Instruct"
+VISTRAL_7B = "Viet-Mistral/Vistral-7B-Chat"
+
+
+def qwen25_7b_config() -> Qwen2Config:
+    """Qwen2.5-7B-Instruct's config.json values (hidden 3584, 28 layers, 28 heads, 4 KV heads)."""
+    return Qwen2Config(
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        hidden_act="silu",
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        rope_theta=1000000.0,
+        tie_word_embeddings=False,
+        use_sliding_window=False,
+        bos_token_id=151643,
+        eos_token_id=151645,
+    )
+
+
+def vistral_7b_config() -> MistralConfig:
+    """Vistral-7B-Chat's config.json values (Mistral-7B with a 38369-token Vietnamese vocabulary)."""
+    return MistralConfig(
+        vocab_size=38369,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        hidden_act="silu",
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        tie_word_embeddings=False,
+        sliding_window=4096,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+
+
+REFERENCE_CONFIGS = {QWEN25_7B: qwen25_7b_config, VISTRAL_7B: vistral_7b_config}
+
+
+def reference_config(model_id: str) -> PretrainedConfig:
+    """The stored config of a course model, so that no download is needed."""
+    if model_id not in REFERENCE_CONFIGS:
+        known = ", ".join(REFERENCE_CONFIGS)
+        raise KeyError(f"Không có cấu hình lưu sẵn cho {model_id!r}. Có: {known}. "
+                       "Với mô hình khác, dùng AutoConfig.from_pretrained(model_id).")
+    return REFERENCE_CONFIGS[model_id]()
+
+
+def head_dim(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def _qkv_bias(config) -> bool:
+    # Qwen2 always has q/k/v biases; Llama/Mistral only with attention_bias=True
+    return config.model_type == "qwen2" or bool(getattr(config, "attention_bias", False))
+
+
+def linear_shapes(config) -> dict[str, tuple[int, int]]:
+    """(out_features, in_features) of each linear layer of one decoder layer."""
+    h, d = config.hidden_size, head_dim(config)
+    q, kv = config.num_attention_heads * d, config.num_key_value_heads * d
+    i = config.intermediate_size
+    return {
+        "q_proj": (q, h), "k_proj": (kv, h), "v_proj": (kv, h), "o_proj": (h, q),
+        "gate_proj": (i, h), "up_proj": (i, h), "down_proj": (h, i),
+    }
+
+
+ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
+
+
+def parameter_counts(config) -> dict[str, int]:
+    """Parameters by group: embed_tokens, attention, mlp, norms, lm_head, and their total."""
+    shapes = linear_shapes(config)
+    n_layers = config.num_hidden_layers
+    attn = sum(o * i for name, (o, i) in shapes.items() if name in ATTENTION_MODULES)
+    if _qkv_bias(config):
+        attn += sum(shapes[n][0] for n in ("q_proj", "k_proj", "v_proj"))
+    mlp = sum(o * i for name, (o, i) in shapes.items() if name in MLP_MODULES)
+    embed = config.vocab_size * config.hidden_size
+    counts = {
+        "embed_tokens": embed,
+        "attention": attn * n_layers,
+        "mlp": mlp * n_layers,
+        "norms": (2 * n_layers + 1) * config.hidden_size,
+        "lm_head": 0 if config.tie_word_embeddings else embed,
+    }
+    counts["total"] = sum(counts.values())
+    return counts

@@ -1,0 +1,207 @@
+"""Memory of a model and of its training, computed from the config alone (no weights loaded).
+
+`estimate_training_memory(config, profile)` gives a breakdown in bytes and a verdict against the
+profile's budget (a T4: 14.5 GiB). Its activation and logits terms were calibrated against
+`benchmarks/t4_memory.py` (Qwen2.5-7B shape, H100 capped at 14.5 GiB); see the lab chapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .configs import head_dim, linear_shapes, parameter_counts
+from .lora import count_lora_params, resolve_targets
+
+GIB = 2**30
+NF4_BLOCK = 64
+DQ_BLOCK = 256
+# Peak *reserved* memory runs above peak *allocated* memory (the caching allocator's blocks):
+# the verdict keeps this margin.
+RESERVE_MARGIN = 1.10
+
+
+class MemoryPlanError(RuntimeError):
+    """The configuration would not fit the budget; the message says what to lower."""
+
+
+def bits_per_param_4bit(double_quant: bool = True, blocksize: int = NF4_BLOCK, dq_blocksize: int = DQ_BLOCK) -> float:
+    """Bits per 4-bit weight with its block constants: 4 + 32/64 = 4.5, or 4 + 8/64 + 32/(64*256) with DQ."""
+    if double_quant:
+        return 4 + 8 / blocksize + 32 / (blocksize * dq_blocksize)
+    return 4 + 32 / blocksize
+
+
+def weight_memory(config, bits: int = 16, double_quant: bool = True) -> dict[str, int]:
+    """Bytes of the weights with the linear layers of the decoder in `bits` (16, 8 or 4).
+
+    Embeddings, lm_head, norms and biases stay 16-bit, as bitsandbytes leaves them in transformers.
+    8 bits: LLM.int8 keeps one fp32 scale per output row.
+    """
+    counts = parameter_counts(config)
+    shapes = linear_shapes(config)
+    n_layers = config.num_hidden_layers
+    linear_params = sum(o * i for o, i in shapes.values()) * n_layers
+    other = counts["total"] - linear_params - counts["embed_tokens"] - counts["lm_head"]  # norms and biases
+    if bits == 16:
+        linear = linear_params * 2
+    elif bits == 8:
+        linear = linear_params + sum(o for o, _ in shapes.values()) * n_layers * 4
+    elif bits == 4:
+        linear = round(linear_params * bits_per_param_4bit(double_quant) / 8)
+    else:
+        raise ValueError("bits phải là 16, 8 hoặc 4.")
+    parts = {
+        "linear": linear,
+        "embed_tokens": counts["embed_tokens"] * 2,
+        "lm_head": counts["lm_head"] * 2,
+        "norms_and_biases": other * 2,
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+LABELS = {
+    "weights_4bit": "Trọng số 4-bit (NF4 + hằng số lượng tử hóa)",
+    "weights_16bit": "Trọng số 16-bit (embedding, lm_head, norm, bias)",
+    "weights_frozen": "Trọng số gốc đóng băng (16-bit)",
+    "weights": "Trọng số (16-bit)",
+    "master_weights": "Bản sao fp32 của trọng số",
+    "lora_weights": "Trọng số LoRA (fp32)",
+    "gradients": "Gradient",
+    "optimizer": "Trạng thái optimizer",
+    "activations": "Activation (có gradient checkpointing)",
+    "activations_full": "Activation (không checkpointing)",
+    "logits_loss": "Logits và hàm mất mát",
+}
+
+
+@dataclass
+class MemoryPlan:
+    """A breakdown in bytes and a verdict against a budget."""
+
+    method: str
+    parts: dict[str, int]
+    budget_bytes: int | None
+    tokens: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+    @property
+    def needed_bytes(self) -> int:
+        """Total with the allocator's margin: what must fit in the budget."""
+        return int(self.total * RESERVE_MARGIN)
+
+    @property
+    def fits(self) -> bool:
+        return self.budget_bytes is None or self.needed_bytes <= self.budget_bytes
+
+    def table(self) -> str:
+        rows = [f"{LABELS.get(k, k):<48} {v / GIB:7.2f} GiB" for k, v in self.parts.items()]
+        rows.append(f"{'Tổng (ước lượng đỉnh bộ nhớ cấp phát)':<48} {self.total / GIB:7.2f} GiB")
+        if self.budget_bytes is not None:
+            verdict = "VỪA" if self.fits else "KHÔNG VỪA"
+            rows.append(f"{'Cần (thêm 10% cho bộ cấp phát) / ngân sách':<48} {self.needed_bytes / GIB:7.2f} / "
+                        f"{self.budget_bytes / GIB:.2f} GiB: {verdict}")
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _activation_bytes(config, profile, tokens: int, compute_bytes: int) -> int:
+    """Activations kept for the backward pass (calibrated coefficients, see the module docstring)."""
+    h, i = config.hidden_size, config.intermediate_size
+    kv = config.num_key_value_heads * head_dim(config)
+    n_layers = config.num_hidden_layers
+    targets = resolve_targets(config, profile.lora_target_modules)
+    c = compute_bytes
+    drop = profile.lora_dropout > 0
+    # inputs of the LoRA branches: a dropout copy (and its mask) of each targeted layer's input
+    h_inputs = sum(t in targets for t in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"))
+    i_inputs = int("down_proj" in targets)
+    per_token_layer = (
+        h * (8 + 6 * c)  # two RMSNorms (fp32 inside), q, rotary q, attention output, residual
+        + kv * 3 * c  # k, v, rotary k
+        + i * 5 * c  # gate, up, silu(gate), product, input of down_proj
+        + (h * h_inputs + i * i_inputs) * (c + 1) * drop
+    )
+    backward_transient = i * 2 * c  # gradients of the MLP's wide activations during one layer's backward
+    if profile.gradient_checkpointing:
+        return tokens * (n_layers * h * c + per_token_layer + backward_transient)
+    return tokens * (n_layers * per_token_layer + backward_transient)
+
+
+def _logits_bytes(config, profile, tokens: int, compute_bytes: int) -> int:
+    """TRL's fused LM head: one tile of logits (4096 tokens x 32768 vocabulary) at a time, never the whole.
+
+    Plus the fp32 gradient of the hidden states and the copy of the scored hidden states.
+    """
+    tile = min(tokens, 4096) * min(config.vocab_size, 32768) * compute_bytes
+    return tile + tokens * config.hidden_size * (4 + compute_bytes)
+
+
+def estimate_training_memory(model_config, profile, method: str = "qlora", tokens: int | None = None) -> MemoryPlan:
+    """Peak memory of one training step, by part, for method "qlora", "lora" or "full".
+
+    tokens defaults to the worst case, per_device_train_batch_size * max_length.
+    """
+    import torch
+
+    if method not in ("qlora", "lora", "full"):
+        raise ValueError('method phải là "qlora", "lora" hoặc "full".')
+    tokens = tokens or profile.per_device_train_batch_size * profile.max_length
+    c = torch.finfo(getattr(torch, profile.dtype)).bits // 8
+    counts = parameter_counts(model_config)
+    parts: dict[str, int] = {}
+    notes: list[str] = []
+    adam_bytes = 2 if "8bit" in profile.optim else 8
+    if method == "full":
+        n = counts["total"]
+        parts["weights"] = n * 2
+        parts["master_weights"] = n * 4
+        parts["gradients"] = n * 2
+        parts["optimizer"] = n * adam_bytes
+        notes.append("Huấn luyện toàn bộ với mixed precision: 2 + 4 + 2 byte mỗi tham số, cộng trạng thái Adam.")
+    else:
+        n_lora = count_lora_params(model_config, profile.lora_r, profile.lora_target_modules)
+        if method == "qlora":
+            w = weight_memory(model_config, bits=4, double_quant=profile.bnb_4bit_use_double_quant)
+            parts["weights_4bit"] = w["linear"]
+            sixteen = w["embed_tokens"] + w["lm_head"] + w["norms_and_biases"]
+            if getattr(profile, "prepare_model_for_kbit_training", False):
+                sixteen *= 2  # prepare_model_for_kbit_training casts them to fp32
+                notes.append("prepare_model_for_kbit_training đổi embedding, lm_head và norm sang fp32.")
+            parts["weights_16bit"] = sixteen
+        else:
+            parts["weights_frozen"] = weight_memory(model_config, bits=16)["total"]
+        parts["lora_weights"] = n_lora * 4
+        parts["gradients"] = n_lora * 4
+        parts["optimizer"] = n_lora * adam_bytes
+    key = "activations" if profile.gradient_checkpointing else "activations_full"
+    parts[key] = _activation_bytes(model_config, profile, tokens, c)
+    parts["logits_loss"] = _logits_bytes(model_config, profile, tokens, c)
+    budget = None if profile.memory_budget_gib is None else int(profile.memory_budget_gib * GIB)
+    return MemoryPlan(method=method, parts=parts, budget_bytes=budget, tokens=tokens, notes=notes)
+
+
+def check_plan(plan: MemoryPlan, profile, model_config=None) -> None:
+    """Raise MemoryPlanError, in Vietnamese and with what to lower, when the plan does not fit."""
+    if plan.fits:
+        return
+    hint = ""
+    if model_config is not None:
+        for length in (2048, 1536, 1024, 768, 512, 384, 256):
+            if length < profile.max_length and estimate_training_memory(
+                    model_config, profile.replace(max_length=length), plan.method).fits:
+                hint = f" Với batch {profile.per_device_train_batch_size}, max_length={length} thì vừa."
+                break
+    raise MemoryPlanError(
+        f"Cấu hình này cần khoảng {plan.needed_bytes / GIB:.1f} GiB, vượt ngân sách "
+        f"{plan.budget_bytes / GIB:.1f} GiB của profile \"{profile.name}\", nên không tải mô hình. "
+        f"Hãy giảm max_length (đang {profile.max_length}) hoặc per_device_train_batch_size "
+        f"(đang {profile.per_device_train_batch_size}) và tăng gradient_accumulation_steps để giữ batch hiệu dụng; "
+        f"giữ gradient_checkpointing=True.{hint}\n{plan.table()}"
+    )

@@ -1,0 +1,159 @@
+"""The one function that builds the QLoRA trainer, for the notebooks, the command line and the benchmark."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .profiles import Profile
+
+
+def lora_config(profile: Profile, **overrides):
+    """peft LoraConfig of a profile: r, alpha, dropout and targets (all linear layers by default)."""
+    from peft import LoraConfig, TaskType
+
+    kwargs = dict(
+        r=profile.lora_r,
+        lora_alpha=profile.lora_alpha,
+        lora_dropout=profile.lora_dropout,
+        target_modules=profile.lora_target_modules if isinstance(profile.lora_target_modules, str)
+        else list(profile.lora_target_modules),
+        bias="none",
+        task_type=TaskType.CAUSAL_LM,
+    )
+    kwargs.update(overrides)
+    return LoraConfig(**kwargs)
+
+
+def sft_config(profile: Profile, output_dir: str | Path, **overrides):
+    """TRL SFTConfig of a profile. fp16 with a GradScaler on a T4 (no bf16), packing off."""
+    from trl import SFTConfig
+
+    kwargs = dict(
+        output_dir=str(output_dir),
+        max_length=profile.max_length,
+        packing=False,  # the default packing strategy needs FlashAttention, which a T4 lacks
+        assistant_only_loss=profile.loss_on == "assistant_only",
+        completion_only_loss=True if profile.loss_on == "completion_only" else None,
+        per_device_train_batch_size=profile.per_device_train_batch_size,
+        per_device_eval_batch_size=profile.per_device_train_batch_size,
+        gradient_accumulation_steps=profile.gradient_accumulation_steps,
+        max_steps=profile.max_steps,
+        learning_rate=profile.learning_rate,
+        lr_scheduler_type=profile.lr_scheduler_type,
+        warmup_steps=profile.warmup_steps,
+        weight_decay=profile.weight_decay,
+        optim=profile.optim,
+        fp16=profile.fp16,
+        bf16=False,  # SFTConfig's default is `not fp16`: say it explicitly, a T4 has no bf16
+        gradient_checkpointing=profile.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        eval_strategy="steps",
+        eval_steps=profile.eval_steps,
+        logging_steps=profile.logging_steps,
+        save_strategy="steps",
+        save_steps=profile.save_steps,
+        save_total_limit=2,
+        prediction_loss_only=True,
+        report_to="none",
+        seed=profile.seed,
+        data_seed=profile.seed,
+        dataloader_num_workers=0,
+    )
+    kwargs.update(overrides)
+    return SFTConfig(**kwargs)
+
+
+def trainable_to_fp32(model) -> int:
+    """Cast trainable parameters to fp32; return how many were not fp32.
+
+    TRL >= 0.26 casts the adapters of a quantized model to bf16 in SFTTrainer.__init__. A T4 has no
+    bf16, and the fp16 GradScaler then fails ("..._unscale_cuda not implemented for 'BFloat16'").
+    """
+    changed = 0
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+            changed += 1
+    return changed
+
+
+def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, output_dir: str | Path,
+                  callbacks=None, lora_overrides: dict | None = None, **sft_overrides):
+    """SFTTrainer for QLoRA on `model` (already loaded, 4-bit or not) with the profile's settings.
+
+    train_data/eval_data: Alpaca records (converted with course_utils.data) or ready datasets.Dataset.
+    """
+    from trl import SFTTrainer
+
+    from .data import to_training_dataset
+
+    if isinstance(train_data, list):
+        train_data = to_training_dataset(train_data, loss_on=profile.loss_on)
+    if isinstance(eval_data, list):
+        eval_data = to_training_dataset(eval_data, loss_on=profile.loss_on)
+    if profile.prepare_model_for_kbit_training:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=profile.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(profile, output_dir, **sft_overrides),
+        train_dataset=train_data,
+        eval_dataset=eval_data,
+        processing_class=tokenizer,
+        peft_config=lora_config(profile, **(lora_overrides or {})),
+        callbacks=callbacks,
+    )
+    trainable_to_fp32(trainer.model)
+    return trainer
+
+
+def default_output_dir(profile: Profile) -> Path:
+    """Google Drive when mounted on Colab (survives a disconnect), else ./outputs/<profile>."""
+    drive = Path("/content/drive/MyDrive")
+    base = drive / "tinh-chinh-llm" if drive.is_dir() else Path(os.environ.get("COURSE_OUTPUTS", "outputs"))
+    return base / profile.name
+
+
+def last_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest checkpoint-* folder in output_dir, to resume from; None when there is none."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = Path(output_dir)
+    return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+
+
+def loss_history(log_history: list[dict]) -> dict[str, list]:
+    """Train and validation losses by step, from trainer.state.log_history."""
+    out = {"train_step": [], "train_loss": [], "eval_step": [], "eval_loss": []}
+    for row in log_history:
+        if "loss" in row:
+            out["train_step"].append(row["step"])
+            out["train_loss"].append(row["loss"])
+        if "eval_loss" in row:
+            out["eval_step"].append(row["step"])
+            out["eval_loss"].append(row["eval_loss"])
+    return out
+
+
+def plot_losses(log_history: list[dict], ax=None, title: str | None = None):
+    """Plot training and validation loss against the step."""
+    import matplotlib.pyplot as plt
+
+    h = loss_history(log_history)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot(h["train_step"], h["train_loss"], label="loss huấn luyện (train)")
+    ax.plot(h["eval_step"], h["eval_loss"], "o-", label="loss kiểm định (validation)")
+    ax.set_xlabel("bước (step)")
+    ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
