@@ -69,6 +69,7 @@ LABELS = {
     "lora_weights": "Trọng số LoRA (fp32)",
     "gradients": "Gradient",
     "optimizer": "Trạng thái optimizer",
+    "dequant_buffer": "Trọng số giải lượng tử tạm thời (một lớp)",
     "activations": "Activation (có gradient checkpointing)",
     "activations_full": "Activation (không checkpointing)",
     "logits_loss": "Logits và hàm mất mát",
@@ -111,27 +112,40 @@ class MemoryPlan:
         return self.table()
 
 
+# Share of one decoder layer's saved activations alive at the peak of its backward pass.
+# Calibrated on the Qwen2.5-7B shape (benchmarks/t4_memory.py, H100 capped at 14.5 GiB):
+# with it, the plan is within a few percent of the measured peak at 512x2, 1024x2, 2048x1, 2048x2.
+LAYER_PEAK_FRACTION = 0.56
+
+
 def _activation_bytes(config, profile, tokens: int, compute_bytes: int) -> int:
-    """Activations kept for the backward pass (calibrated coefficients, see the module docstring)."""
+    """Activations kept for the backward pass, with or without gradient checkpointing."""
     h, i = config.hidden_size, config.intermediate_size
     kv = config.num_key_value_heads * head_dim(config)
     n_layers = config.num_hidden_layers
     targets = resolve_targets(config, profile.lora_target_modules)
     c = compute_bytes
+    if getattr(profile, "prepare_model_for_kbit_training", False):
+        c = 4  # norms cast to fp32 make the residual stream, and what follows it, fp32
     drop = profile.lora_dropout > 0
     # inputs of the LoRA branches: a dropout copy (and its mask) of each targeted layer's input
     h_inputs = sum(t in targets for t in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"))
     i_inputs = int("down_proj" in targets)
-    per_token_layer = (
+    layer = (
         h * (8 + 6 * c)  # two RMSNorms (fp32 inside), q, rotary q, attention output, residual
         + kv * 3 * c  # k, v, rotary k
-        + i * 5 * c  # gate, up, silu(gate), product, input of down_proj
+        + i * 7 * c  # gate, up, silu(gate), product, input of down_proj, and their gradients
         + (h * h_inputs + i * i_inputs) * (c + 1) * drop
     )
-    backward_transient = i * 2 * c  # gradients of the MLP's wide activations during one layer's backward
     if profile.gradient_checkpointing:
-        return tokens * (n_layers * h * c + per_token_layer + backward_transient)
-    return tokens * (n_layers * per_token_layer + backward_transient)
+        # the input of every layer, plus one layer recomputed during its backward
+        return tokens * (n_layers * h * c + int(layer * LAYER_PEAK_FRACTION))
+    return tokens * n_layers * layer
+
+
+def _dequant_bytes(config, compute_bytes: int) -> int:
+    """bitsandbytes dequantizes one 4-bit weight at a time to the compute dtype: the largest one."""
+    return max(o * i for o, i in linear_shapes(config).values()) * compute_bytes
 
 
 def _logits_bytes(config, profile, tokens: int, compute_bytes: int) -> int:
@@ -175,6 +189,7 @@ def estimate_training_memory(model_config, profile, method: str = "qlora", token
                 sixteen *= 2  # prepare_model_for_kbit_training casts them to fp32
                 notes.append("prepare_model_for_kbit_training đổi embedding, lm_head và norm sang fp32.")
             parts["weights_16bit"] = sixteen
+            parts["dequant_buffer"] = _dequant_bytes(model_config, c)
         else:
             parts["weights_frozen"] = weight_memory(model_config, bits=16)["total"]
         parts["lora_weights"] = n_lora * 4
