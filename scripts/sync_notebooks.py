@@ -7,6 +7,7 @@ Header cells, found by their tag:
 
     python scripts/sync_notebooks.py          # rewrite
     python scripts/sync_notebooks.py --check  # list what is out of date, exit 1 if anything is
+    python scripts/sync_notebooks.py notebooks/05_luong_tu_hoa.py  # only these notebooks
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def main(argv: list[str]) -> int:
         for name in stale:
             print(f"cần đồng bộ: notebooks/{name}")
         return 1 if stale else 0
-    for py_path in sorted(NOTEBOOKS.glob("*.py")):
+    chosen = [Path(a).resolve().with_suffix(".py") for a in argv]
+    for py_path in chosen or sorted(NOTEBOOKS.glob("*.py")):
         py, ipynb = render(expected_notebook(py_path))
         py_path.write_text(py, encoding="utf-8")
         py_path.with_suffix(".ipynb").write_text(ipynb, encoding="utf-8")

@@ -6,3 +6,10 @@ configs (reference configs and parameter counts), and one module per mechanism a
 """
 
 __version__ = "0.1.0"
+
+import logging as _logging
+
+# bitsandbytes 0.50 warns at import, on CPUs with AVX512-BF16, that it cannot fetch an optional
+# inference kernel from the Hub ("Failed to load CPU gemm_4bit_forward from kernels-community").
+# The course turns that CPU inference path off anyway (models.keep_cpu_4bit_trainable): hide the noise.
+_logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(_logging.ERROR)

@@ -47,6 +47,8 @@ def load_model_and_tokenizer(profile: Profile, quantize: bool = True, token: str
     from transformers import AutoModelForCausalLM
 
     check_gpu(profile)
+    if profile.is_tiny:
+        quiet_progress_bars()  # a tiny model loads in a second: the bars would only clutter the pages
     if token is None:
         token = get_hf_token(profile)
     kwargs = {"dtype": getattr(torch, profile.dtype), "token": token}
@@ -60,6 +62,15 @@ def load_model_and_tokenizer(profile: Profile, quantize: bool = True, token: str
     if not profile.needs_gpu:
         keep_cpu_4bit_trainable(model)
     return model, tokenizer
+
+
+def quiet_progress_bars() -> None:
+    """Hide the progress bars of transformers (weight loading) and datasets (TRL's tokenization)."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
 
 def keep_cpu_4bit_trainable(model) -> None:

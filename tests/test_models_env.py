@@ -1,0 +1,42 @@
+"""The hub code path (t4 profiles) exercised on a local directory; GPU and token errors say what to do."""
+
+import pytest
+import torch
+
+from course_utils.env import EnvironmentProblem, check_gpu, get_hf_token
+from course_utils.models import generate_answers, load_model_and_tokenizer, model_path
+from course_utils.profiles import get_profile
+
+
+def test_t4_profile_without_gpu_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(EnvironmentProblem) as e:
+        check_gpu(get_profile("t4"))
+    assert "T4 GPU" in str(e.value) and "tiny" in str(e.value)
+
+
+def test_gated_model_token(monkeypatch):
+    vistral = get_profile("t4-vistral")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(EnvironmentProblem) as e:
+        get_hf_token(vistral, prompt=False)
+    assert "HF_TOKEN" in str(e.value) and "Secrets" in str(e.value)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_value")
+    assert get_hf_token(vistral) == "hf_test_value"
+    assert get_hf_token(get_profile("t4")) is None  # Qwen2.5-7B-Instruct is not gated: no token asked
+
+
+def test_hub_path_on_a_local_directory(tiny_dir, monkeypatch):
+    """The t4 profile's loader, pointed at a local model directory instead of the hub id."""
+    import bitsandbytes as bnb
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    local = get_profile("t4").replace(model_id=str(tiny_dir), needs_gpu=False, dtype="float32")
+    assert model_path(local) == str(tiny_dir)
+    model, tok = load_model_and_tokenizer(local)
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) == 28
+    assert model.model.embed_tokens.weight.dtype == torch.float32
+    answers = generate_answers(model, tok, ["LoRA là gì?", "Lượng tử hóa là gì?"], max_new_tokens=8)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    # greedy: the same prompt gives the same answer alone or in a batch (left padding)
+    assert generate_answers(model, tok, ["Lượng tử hóa là gì?"], max_new_tokens=8) == answers[1:]
