@@ -22,7 +22,7 @@
 # Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình Qwen2 tí hon của khóa học (khoảng 1,3 triệu tham số), trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tí hon đó, không phải từ một mô hình 7B.
 # :::
 
-# %% tags=["colab-install"]
+# %% tags=["colab-install", "hide-input"]
 # Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess

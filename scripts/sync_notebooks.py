@@ -107,6 +107,7 @@ def expected_notebook(py_path: Path):
     if not installs or nb.cells[1] is not installs[0]:
         raise ValueError(f'{py_path.name}: ô thứ hai phải là ô code có tag "colab-install".')
     installs[0].source = install_source()
+    installs[0].metadata["tags"] = ["colab-install", "hide-input"]  # folded on the site, visible on Colab
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:03d}"  # stable ids: the .ipynb is the same bytes for the same .py
         if cell.cell_type == "code":
