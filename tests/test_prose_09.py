@@ -37,7 +37,6 @@ def test_numbers_in_the_text():
     assert worst <= 2.6 and "không quá 2,6%" in PAGE
     tps = sorted(r["tokens_per_s"] for r in course if (r["max_length"], r["batch"]) == (1024, 2))
     assert f"{vi_num(tps[0])} và {vi_num(tps[1])} token/s" in PAGE
-    smoke = json.loads((ROOT / "benchmarks/results/lab_smoke_gpu.json").read_text(encoding="utf-8"))
-    assert f"{vi_num(smoke['peak_allocated_gib'], 2)} GiB cấp phát" in PAGE
-    assert f"{vi_num(smoke['peak_reserved_gib'], 2)} GiB dự trữ" in PAGE
-    assert smoke["reloaded_answers_identical"] and smoke["resumed_steps"] >= smoke["steps"]
+    smoke = json.loads((ROOT / "benchmarks/results/lab_smoke_gpu.json").read_text(encoding="utf-8"))["runs"][-1]
+    assert f"{vi_num(smoke['peak_allocated_gib'], 2)} GiB cấp phát" in PAGE and smoke["peak_reserved_gib"] < 14.5
+    assert smoke["reloaded_answers_identical"] and smoke["resumed_steps"] == smoke["steps"] == 8

@@ -65,6 +65,7 @@ def free_memory() -> None:
 def run(profile: Profile, output_dir: str | Path | None = None, fresh: bool = False) -> dict:
     """Plan, load, evaluate, train (resuming), evaluate, save, reload: the whole lab. Returns a summary."""
     t0 = time.time()
+    free_memory()  # leftovers of an earlier run in this process
     output_dir = Path(output_dir or default_output_dir(profile))
     if fresh and output_dir.exists():
         shutil.rmtree(output_dir)
