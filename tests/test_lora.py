@@ -1,0 +1,157 @@
+"""course_utils.lora: the LoRA layer against peft, parameter counts against peft, the Adam equivalence."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from course_utils.lora import LoRALinear, adam_delta_w, count_lora_params, lora_scaling, scaling_of
+
+peft = pytest.importorskip("peft")
+from peft import LoraConfig, TaskType, get_peft_model  # noqa: E402
+
+RTOL = 1e-5  # float32 rounding
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from course_utils.models import load_model_and_tokenizer
+    from course_utils.profiles import get_profile
+
+    model, _ = load_model_and_tokenizer(get_profile("tiny"), quantize=False)
+    return model
+
+
+def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def peft_layer(model, r, alpha, rslora, target="q_proj"):
+    config = LoraConfig(r=r, lora_alpha=alpha, use_rslora=rslora, target_modules=[target],
+                        task_type=TaskType.CAUSAL_LM)
+    peft_model = get_peft_model(copy.deepcopy(model), config)
+    return getattr(peft_model.base_model.model.model.layers[1].self_attn, target)
+
+
+@pytest.mark.parametrize("rslora", [False, True])
+@pytest.mark.parametrize("r,alpha", [(1, 1), (8, 16), (16, 32), (64, 16)])
+def test_lora_linear_matches_peft(tiny_model, r, alpha, rslora):
+    theirs = peft_layer(tiny_model, r, alpha, rslora)
+    ours = LoRALinear(copy.deepcopy(theirs.base_layer), r=r, alpha=alpha, rslora=rslora)
+    assert ours.scaling == theirs.scaling["default"] == pytest.approx(
+        alpha / math.sqrt(r) if rslora else alpha / r)
+    assert ours.lora_A.shape == theirs.lora_A["default"].weight.shape == (r, ours.base.in_features)
+    assert ours.lora_B.shape == theirs.lora_B["default"].weight.shape == (ours.base.out_features, r)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        theirs.lora_B["default"].weight.normal_(std=0.05)
+        ours.lora_A.copy_(theirs.lora_A["default"].weight)
+        ours.lora_B.copy_(theirs.lora_B["default"].weight)
+        x = torch.randn(2, 7, ours.base.in_features)
+        y = theirs(x)
+        assert rel_diff(ours(x), y) < RTOL
+        assert rel_diff(ours.delta_weight(), theirs.get_delta_weight("default")) < RTOL
+        theirs.merge()
+        assert rel_diff(ours.merged_weight(), theirs.base_layer.weight) < RTOL
+        merged_out = x @ ours.merged_weight().T + ours.base.bias
+        assert rel_diff(merged_out, y) < RTOL
+        assert rel_diff(theirs(x), y) < RTOL  # peft's merged layer gives the unmerged output too
+
+
+def test_fresh_lora_linear_is_identity_and_initialised_like_peft():
+    torch.manual_seed(0)
+    base = nn.Linear(48, 20)
+    layer = LoRALinear(base, r=4, alpha=8)
+    x = torch.randn(5, 48)
+    assert torch.equal(layer(x), base(x))
+    assert torch.count_nonzero(layer.lora_B) == 0
+    bound = 1 / math.sqrt(48)  # kaiming_uniform_(a=√5) on (r, in): U(-1/√in, 1/√in)
+    assert layer.lora_A.abs().max() <= bound and layer.lora_A.abs().max() > 0.5 * bound
+    assert [p for p in layer.parameters() if p.requires_grad] == [layer.lora_A, layer.lora_B]
+
+
+def test_lora_linear_gradients_only_reach_adapter():
+    torch.manual_seed(0)
+    layer = LoRALinear(nn.Linear(6, 4), r=2, alpha=4)
+    layer(torch.randn(3, 6)).sum().backward()
+    assert layer.base.weight.grad is None
+    assert layer.lora_B.grad is not None and layer.lora_B.grad.abs().sum() > 0
+    assert torch.count_nonzero(layer.lora_A.grad) == 0  # B = 0: no gradient reaches A on the first step
+
+
+def test_lora_linear_rejects_bad_rank():
+    with pytest.raises(ValueError, match="r phải"):
+        LoRALinear(nn.Linear(4, 4), r=0, alpha=1)
+
+
+@pytest.mark.parametrize("targets", [("q_proj", "v_proj"), ("q_proj", "k_proj", "v_proj", "o_proj"),
+                                     ("gate_proj", "up_proj", "down_proj"), "all-linear"])
+@pytest.mark.parametrize("r", [1, 8, 16])
+def test_count_lora_params_matches_peft(tiny_model, targets, r):
+    config = LoraConfig(r=r, lora_alpha=2 * r, task_type=TaskType.CAUSAL_LM,
+                        target_modules=targets if isinstance(targets, str) else list(targets))
+    trainable, _ = get_peft_model(copy.deepcopy(tiny_model), config).get_nb_trainable_parameters()
+    assert trainable == count_lora_params(tiny_model.config, r, targets)
+
+
+def test_count_lora_params_matches_peft_on_4bit_model():
+    from course_utils.models import load_model_and_tokenizer
+    from course_utils.profiles import get_profile
+
+    model, _ = load_model_and_tokenizer(get_profile("tiny"), quantize=True)
+    config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type=TaskType.CAUSAL_LM)
+    trainable, _ = get_peft_model(model, config).get_nb_trainable_parameters()
+    assert trainable == count_lora_params(model.config, 16, "all-linear")
+
+
+def test_count_lora_params_qwen_known_values():
+    from course_utils.configs import qwen25_7b_config
+
+    qwen = qwen25_7b_config()
+    # r (in + out) summed by hand for one Qwen2.5-7B layer: q, k, v, o, gate, up, down
+    per_layer_r1 = (3584 + 3584) + 2 * (3584 + 512) + (3584 + 3584) + 3 * (3584 + 18944)
+    assert count_lora_params(qwen, 1) == 28 * per_layer_r1
+    assert count_lora_params(qwen, 16, "all-linear") == 16 * 28 * per_layer_r1
+    with pytest.raises(ValueError):
+        count_lora_params(qwen, 8, ("wq",))
+
+
+def test_scalings():
+    assert lora_scaling(16, 32) == 2
+    assert lora_scaling(16, 32, rslora=True) == 8
+    assert scaling_of("alpha = 16", 64, 128) == 0.25
+    assert scaling_of("rsLoRA, alpha = 16", 64, 128) == 2
+    assert scaling_of("alpha = √hidden, rsLoRA", 16, 3584) == pytest.approx(math.sqrt(3584 / 16))
+
+
+def _toy_problem(k_scale: float = 1.0):
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(5, 7, generator=g, dtype=torch.float64) / 3
+    A0 = torch.empty(3, 7, dtype=torch.float64)
+    nn.init.kaiming_uniform_(A0, a=math.sqrt(5), generator=g)
+    X = torch.randn(32, 7, generator=g, dtype=torch.float64)
+    Y = X @ (W + 0.3 * torch.randn(5, 7, generator=g, dtype=torch.float64)).T
+    return W, A0, X, Y
+
+
+@pytest.mark.parametrize("k", [4.0, 3.0])
+def test_alpha_lr_equivalence_under_adam(k):
+    W, A0, X, Y = _toy_problem()
+    ref = adam_delta_w(W, A0, X, Y, alpha=16, lr=1e-2, steps=60)
+    same = adam_delta_w(W, A0 / math.sqrt(k), X, Y, alpha=16 * k, lr=1e-2 / math.sqrt(k), steps=60)
+    alpha_only = adam_delta_w(W, A0, X, Y, alpha=16 * k, lr=1e-2, steps=60)
+    scale = max(d.abs().max().item() for d in ref)
+    assert max((a - b).abs().max().item() for a, b in zip(ref, same)) < 1e-9 * scale
+    assert max((a - b).abs().max().item() for a, b in zip(ref, alpha_only)) > 1e-2 * scale
+
+
+def test_alpha_lr_equivalence_breaks_with_large_eps():
+    W, A0, X, Y = _toy_problem()
+    k = 4.0
+    ref = adam_delta_w(W, A0, X, Y, alpha=16, lr=1e-2, steps=60, eps=1e-3)
+    same = adam_delta_w(W, A0 / math.sqrt(k), X, Y, alpha=16 * k, lr=1e-2 / math.sqrt(k), steps=60, eps=1e-3)
+    assert max((a - b).abs().max().item() for a, b in zip(ref, same)) > 1e-6
