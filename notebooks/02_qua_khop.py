@@ -22,7 +22,7 @@
 # Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình Qwen2 tí hon của khóa học (khoảng 1,3 triệu tham số), trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tí hon đó, không phải từ một mô hình 7B.
 # :::
 
-# %% tags=["colab-install"]
+# %% tags=["colab-install", "hide-input"]
 # Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess
@@ -44,4 +44,406 @@ if "google.colab" in sys.modules:
     ], check=True)
 
 # %% [markdown]
-# (Notebook đang được viết.)
+# Notebook này dùng mô hình tí hon của khóa học để thấy tận mắt ba điều:
+#
+# 1. **upstream**: mô hình đã được tiền huấn luyện trên văn bản gì, và nó làm được gì sau bước đó;
+# 2. **downstream**: tinh chỉnh nó trên khoảng 100 cặp hỏi – đáp, lặp lại nhiều epoch, cho đến khi nó
+#    quá khớp: loss huấn luyện tiếp tục giảm trong khi loss kiểm định quay đầu đi lên;
+# 3. bốn cách chống quá khớp, đo trên **cùng** thiết lập đó: dừng sớm, weight decay, LoRA dropout, thêm dữ liệu.
+#
+# Notebook luôn dùng profile `tiny`, kể cả trên Colab có GPU: năm lần huấn luyện, mỗi lần vài giây. (Lần đầu
+# dùng trên một máy mới, `course_utils` dựng mô hình tí hon trước, mất khoảng một phút.)
+# Mô hình được nạp ở fp32, không lượng tử hóa (`quantize=False`): chương này nói về quá khớp chứ không về
+# 4 bit, và với 1,3 triệu tham số thì lượng tử hóa chẳng tiết kiệm được gì đáng kể.
+
+# %%
+import course_utils  # noqa: F401 (trước transformers: ẩn một cảnh báo vô hại của bitsandbytes trên CPU)
+
+import json
+import tempfile
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import transformers
+from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
+
+from course_utils.data import load_split, to_training_dataset
+from course_utils.models import generate_answers, load_model_and_tokenizer, model_path
+from course_utils.profiles import get_profile
+from course_utils.train import build_trainer, loss_history, plot_losses
+
+transformers.logging.set_verbosity_error()
+warnings.filterwarnings("ignore", message=".*pin_memory.*")  # Trainer trên máy không có GPU
+SEED = 0
+
+# %% [markdown]
+# ## 1. Upstream: mô hình tí hon đã học gì
+#
+# `course_utils.tiny` dựng mô hình tí hon một lần rồi lưu lại: một bộ tách từ BPE học trên một đoạn văn
+# tiếng Việt ngắn (`corpus_text()`), rồi một Qwen2 nhỏ được tiền huấn luyện trên chính đoạn văn đó, đoán token
+# tiếp theo. File `course_tiny.json` ghi lại lần tiền huấn luyện ấy.
+
+# %%
+from course_utils import tiny
+
+profile = get_profile("tiny")
+info = json.loads((Path(model_path(profile)) / "course_tiny.json").read_text(encoding="utf-8"))
+print(info)
+print(tiny.corpus_text()[:300], "...")
+
+# %%
+tokens_seen = info["pretrain_steps"] * tiny.PRETRAIN_BATCH * tiny.SEQ_LEN
+print(f"{info['pretrain_steps']} bước × {tiny.PRETRAIN_BATCH} đoạn × {tiny.SEQ_LEN} token = {tokens_seen:,} token đã đọc, "
+      f"tức khoảng {tokens_seen / info['corpus_tokens']:.0f} lượt qua kho văn bản {info['corpus_tokens']:,} token")
+
+# %% [markdown]
+# Mô hình đã đọc kho văn bản nhỏ ấy khoảng 30 lần, nên nó thuộc khá kỹ văn phong của kho. Ta cho nó viết tiếp
+# một câu mở đầu, rồi hỏi nó một câu theo mẫu hội thoại. (Đây là đầu ra của mô hình tí hon 1,3 triệu tham số.)
+
+# %%
+set_seed(SEED)
+model, tokenizer = load_model_and_tokenizer(profile, quantize=False)
+
+prompt = "Mô hình ngôn ngữ là"
+ids = tokenizer(prompt, return_tensors="pt")
+continuation = model.generate(**ids, max_new_tokens=30, do_sample=False)
+print("Viết tiếp:", tokenizer.decode(continuation[0], skip_special_tokens=True))
+
+question = "LoRA là gì?"
+print("Hỏi đáp :", generate_answers(model, tokenizer, [question], max_new_tokens=30)[0])
+
+# %% [markdown]
+# Viết tiếp văn bản là đúng việc của bước tiền huấn luyện. Trả lời một câu hỏi theo mẫu hội thoại thì mô hình
+# chưa từng được dạy: đó là một **tác vụ downstream**. Hàm mất mát sẽ cho thấy khoảng cách ấy ngay ở bước 0 của
+# lần tinh chỉnh dưới đây, trước khi mô hình học gì.
+#
+# ## 2. Downstream: tinh chỉnh cho đến khi quá khớp
+#
+# Thiết lập cố ý làm cho quá khớp đến nhanh: LoRA hạng 64 trên mọi lớp tuyến tính (gần nửa số tham số của chính
+# mô hình tí hon), tốc độ học 3e-3 không đổi, 48 bước với batch 8, tức gần năm epoch trên khoảng 80 mẫu. Cứ 4
+# bước (và một lần ở bước 0), trainer ghi loss huấn luyện (trung bình 4 bước vừa qua) và đo loss kiểm định trên
+# 16 bản ghi kiểm định.
+
+# %%
+MAX_LENGTH = 80  # token mỗi mẫu: các mẫu dài hơn bị cắt
+N_TRAIN = 100  # bản ghi huấn luyện của thí nghiệm quá khớp
+N_EVAL = 16  # bản ghi kiểm định dùng để đo loss kiểm định
+STEPS = 48  # bước huấn luyện của mỗi lần chạy
+EVAL_EVERY = 4  # đo loss kiểm định sau mỗi 4 bước
+
+train_records = load_split("train")
+train_small = to_training_dataset(train_records[:N_TRAIN], system=None)
+train_full = to_training_dataset(train_records, system=None)
+val_data = to_training_dataset(load_split("validation")[:N_EVAL], system=None)
+
+profile = get_profile("tiny").replace(
+    max_length=MAX_LENGTH,
+    learning_rate=3e-3,
+    lr_scheduler_type="constant",
+    warmup_steps=0,
+    lora_r=64,
+    lora_alpha=128,
+    lora_dropout=0.0,
+    gradient_checkpointing=False,  # mô hình tí hon: không cần đổi tính toán lấy bộ nhớ
+)
+output_root = Path(tempfile.mkdtemp(prefix="qua_khop-"))
+
+# %% [markdown]
+# Hàm `run` dưới đây là toàn bộ một lần huấn luyện: nạp lại mô hình tí hon, dựng trainer bằng `build_trainer`
+# với các thiết lập trên, huấn luyện. Các thí nghiệm sau chỉ đổi một thứ trong đó.
+
+# %%
+def run(name, train_data=train_small, callbacks=None, lora_overrides=None, **overrides):
+    """Fine-tune a fresh copy of the tiny model with the chapter's settings; return the trainer."""
+    set_seed(SEED)
+    model, tokenizer = load_model_and_tokenizer(profile, quantize=False)
+    settings = dict(max_steps=STEPS, eval_steps=EVAL_EVERY, logging_steps=EVAL_EVERY, eval_on_start=True,
+                    save_strategy="no", disable_tqdm=True)
+    settings.update(overrides)
+    trainer = build_trainer(model, tokenizer, train_data, val_data, profile, output_root / name,
+                            callbacks=callbacks, lora_overrides=lora_overrides, **settings)
+    trainer.remove_callback(PrinterCallback)  # bảng tóm tắt ở dưới thay cho log từng bước
+    trainer.train()
+    return trainer
+
+
+overfit = run("overfit")
+n_trainable, n_total = overfit.model.get_nb_trainable_parameters()
+print(f"Tham số LoRA được huấn luyện: {n_trainable:,} (mô hình gốc: {n_total - n_trainable:,})")
+
+# %% [markdown]
+# `build_trainer` cắt mỗi mẫu còn `MAX_LENGTH` token, và TRL bỏ những mẫu mà phần câu trả lời bị cắt mất hoàn
+# toàn. Số mẫu thực sự dùng, và loss kiểm định ở bước 0 so với loss cuối của lần tiền huấn luyện:
+
+# %%
+h = loss_history(overfit.state.log_history)
+print(f"{len(overfit.train_dataset)} trên {N_TRAIN} bản ghi huấn luyện, "
+      f"{len(overfit.eval_dataset)} trên {N_EVAL} bản ghi kiểm định")
+print(f"Loss kiểm định ở bước 0 (câu trả lời mẫu): {h['eval_loss'][0]:.3f}; "
+      f"loss cuối của lần tiền huấn luyện (kho văn bản): {info['final_train_loss']}")
+assert h["eval_step"][0] == 0 and h["eval_loss"][0] > info["final_train_loss"] + 1
+
+# %%
+best = min(range(len(h["eval_loss"])), key=h["eval_loss"].__getitem__)
+best_step = h["eval_step"][best]
+train_at_best = h["train_loss"][h["train_step"].index(best_step)]
+
+ax = plot_losses(overfit.state.log_history, title="Mô hình tí hon, 100 bản ghi, LoRA r=64")
+ax.axhline(h["eval_loss"][best], color="gray", linestyle=":", linewidth=1)
+ax.annotate("loss kiểm định thấp nhất", (best_step, h["eval_loss"][best]), xytext=(10, 40),
+            textcoords="offset points", arrowprops=dict(arrowstyle="->", color="gray"))
+plt.show()
+
+# %%
+print(f"Loss kiểm định thấp nhất {h['eval_loss'][best]:.3f} ở bước {best_step}; cuối cùng {h['eval_loss'][-1]:.3f}")
+print(f"Loss huấn luyện ở bước {best_step}: {train_at_best:.3f}; cuối cùng {h['train_loss'][-1]:.3f}")
+
+# quá khớp: loss kiểm định cuối cao hơn mức thấp nhất của nó, trong khi loss huấn luyện vẫn giảm mạnh
+assert best_step < STEPS and h["eval_loss"][-1] > h["eval_loss"][best] + 0.05
+assert h["train_loss"][-1] < train_at_best - 0.5
+
+# %% [markdown]
+# Sau bước có loss kiểm định thấp nhất, mỗi bước làm mô hình khớp hơn với khoảng 80 mẫu nó đang thuộc dần, còn
+# trên các mẫu chưa thấy thì không khá lên mà kém dần đi. Đường kiểm định dao động vì tập kiểm định ở đây rất nhỏ:
+# hãy nhìn xu hướng, đừng nhìn từng điểm. Bài tập 4 ở cuối đo trực tiếp khoảng cách giữa hai bên: loss trên chính
+# các mẫu đã học so với loss kiểm định.
+
+# %% [markdown]
+# ## 3. Chống quá khớp, đo trên cùng thiết lập
+#
+# Bốn lần chạy nữa, mỗi lần đổi đúng một thứ so với lần chạy trên; cùng hạt giống ngẫu nhiên, cùng 48 bước.
+#
+# **Dừng sớm** (early stopping): `EarlyStoppingCallback` dừng khi loss kiểm định không cải thiện sau 3 lần đo
+# liên tiếp; `load_best_model_at_end=True` nạp lại checkpoint có loss kiểm định thấp nhất. Muốn nạp lại được thì
+# phải lưu checkpoint ở mỗi lần đo, nên lần chạy này đặt `save_strategy="steps"` với `save_steps` bằng
+# `eval_steps`.
+
+# %%
+early = run("early_stopping",
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=3)],
+            save_strategy="steps", save_steps=EVAL_EVERY,
+            load_best_model_at_end=True, metric_for_best_model="eval_loss")
+early_history = loss_history(early.state.log_history)  # trước evaluate(), vì evaluate() ghi thêm một dòng
+early_evals = early_history["eval_loss"]
+early_final = early.evaluate()["eval_loss"]  # mô hình đang nạp là checkpoint tốt nhất
+print(f"Dừng ở bước {early.state.global_step}/{STEPS}; checkpoint tốt nhất: {early.state.best_model_checkpoint}")
+print(f"Loss kiểm định của mô hình cuối cùng: {early_final:.3f} (thấp nhất đã đo: {min(early_evals):.3f})")
+assert early.state.global_step < STEPS
+assert abs(early_final - min(early_evals)) < 1e-3
+
+# %% [markdown]
+# **Weight decay**: AdamW nhân mỗi trọng số với (1 − tốc độ học × weight decay) ở mỗi bước, kéo chúng dần về 0.
+
+# %%
+WEIGHT_DECAY = 0.1
+wd = run("weight_decay", weight_decay=WEIGHT_DECAY)
+shrink = (1 - profile.learning_rate * WEIGHT_DECAY) ** STEPS
+print(f"Sau {STEPS} bước, riêng weight decay nhân mỗi trọng số với {shrink:.4f}")
+
+# %% [markdown]
+# **LoRA dropout**: trong lúc huấn luyện, đầu vào của nhánh LoRA bị đặt ngẫu nhiên 10% giá trị về 0.
+
+# %%
+LORA_DROPOUT = 0.1
+dropout = run("lora_dropout", lora_overrides={"lora_dropout": LORA_DROPOUT})
+
+# %% [markdown]
+# **Thêm dữ liệu**: toàn bộ 216 bản ghi huấn luyện thay cho 100, cùng 48 bước. Mỗi mẫu vì thế được thấy ít lần
+# hơn (khoảng hai lần thay vì năm).
+
+# %%
+more = run("more_data", train_data=train_full)
+
+# %% [markdown]
+# ## 4. So sánh
+
+# %%
+runs = {"quá khớp (gốc)": overfit, "dừng sớm": early, f"weight decay {WEIGHT_DECAY}": wd,
+        f"LoRA dropout {LORA_DROPOUT}": dropout, "216 bản ghi": more}
+histories = {name: early_history if trainer is early else loss_history(trainer.state.log_history)
+             for name, trainer in runs.items()}
+rows = []
+for name, trainer in runs.items():
+    hist = histories[name]
+    i = min(range(len(hist["eval_loss"])), key=hist["eval_loss"].__getitem__)
+    rows.append({
+        "lần chạy": name,
+        "số mẫu": len(trainer.train_dataset),
+        "số bước": trainer.state.global_step,
+        "loss kiểm định thấp nhất": round(hist["eval_loss"][i], 3),
+        "ở bước": hist["eval_step"][i],
+        "loss kiểm định cuối": round(early_final if trainer is early else hist["eval_loss"][-1], 3),
+        "loss huấn luyện cuối": round(hist["train_loss"][-1], 3),
+    })
+table = pd.DataFrame(rows).set_index("lần chạy")
+table
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4))
+styles = {"dừng sớm": dict(linewidth=5, alpha=0.3), f"weight decay {WEIGHT_DECAY}": dict(linestyle="--")}
+for name, hist in histories.items():
+    ax.plot(hist["eval_step"], hist["eval_loss"], marker="o", markersize=3, label=name, **styles.get(name, {}))
+ax.axvline(early.state.global_step, color="gray", linestyle=":", label="dừng sớm dừng ở đây")
+ax.set_ylim(min(table["loss kiểm định thấp nhất"]) - 0.05, 6.0)  # cắt phần đầu để thấy rõ đoạn cuối
+ax.set_xlabel("bước (step)")
+ax.set_ylabel("loss kiểm định")
+ax.set_title("Loss kiểm định của năm lần chạy (mô hình tí hon; trục tung bị cắt ở 6)")
+ax.grid(alpha=0.3)
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# Những điều mô hình tí hon cho thấy ở đây, và ô dưới kiểm tra lại từng điều:
+#
+# - **Dừng sớm** không làm mô hình học tốt hơn; cùng hạt giống, nó đi đúng con đường của lần chạy gốc cho đến lúc
+#   dừng, rồi trả lại checkpoint tốt nhất đã gặp: loss kiểm định của nó thấp hơn của mô hình ở bước cuối lần chạy gốc.
+# - **Weight decay 0,1** gần như không đổi gì: trong 48 bước nó chỉ làm trọng số nhỏ đi khoảng 1,4%.
+# - **LoRA dropout 0,1** làm loss huấn luyện giảm chậm hơn; loss kiểm định chỉ khác lần chạy gốc một chút.
+# - **Thêm dữ liệu** là cách duy nhất hạ được hẳn loss kiểm định thấp nhất.
+
+# %%
+best_loss = table["loss kiểm định thấp nhất"]
+assert abs(table.loc["dừng sớm", "loss kiểm định cuối"] - best_loss["dừng sớm"]) < 1e-3
+assert table.loc["dừng sớm", "loss kiểm định cuối"] < table.loc["quá khớp (gốc)", "loss kiểm định cuối"]
+assert abs(best_loss[f"weight decay {WEIGHT_DECAY}"] - best_loss["quá khớp (gốc)"]) < 0.02
+assert table.loc[f"LoRA dropout {LORA_DROPOUT}", "loss huấn luyện cuối"] > table.loc["quá khớp (gốc)", "loss huấn luyện cuối"] + 0.1
+assert abs(best_loss[f"LoRA dropout {LORA_DROPOUT}"] - best_loss["quá khớp (gốc)"]) < 0.1
+assert best_loss["216 bản ghi"] < best_loss.drop("216 bản ghi").min() - 0.1
+
+# %% [markdown]
+# Đừng khái quát quá xa từ năm lần chạy này. Đây là một mô hình 1,3 triệu tham số, 48 bước, một hạt giống
+# ngẫu nhiên: weight decay và dropout có thể có ích hơn với lần huấn luyện dài hơn hay mô hình khác, và chỉ
+# có phép đo trên dữ liệu của bạn mới trả lời được.
+
+# %% [markdown]
+# ## Bài tập
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: bt-02-1
+# ```
+# Dấu hiệu nào cho thấy quá khớp?
+#
+# - (a) loss huấn luyện và loss kiểm định cùng giảm;
+# - (b) loss huấn luyện giảm, loss kiểm định giảm rồi quay đầu tăng;
+# - (c) loss huấn luyện và loss kiểm định cùng đứng yên ở mức cao;
+# - (d) loss huấn luyện tăng, loss kiểm định giảm.
+# ```{exercise-end}
+# ```
+
+# %%
+from course_utils.exercises.qua_khop import check_overfitting_signal
+
+choice = ""  # "a", "b", "c" hoặc "d"
+check_overfitting_signal(choice);
+
+# %% [markdown]
+# ```{solution-start} bt-02-1
+# :class: dropdown
+# ```
+
+# %%
+choice = "b"
+assert check_overfitting_signal(choice)
+
+# %% [markdown]
+# (c) là học chưa đủ (underfitting): mô hình chưa học được cả dữ liệu huấn luyện.
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: bt-02-2
+# ```
+# Từ `overfit.state.log_history` (một danh sách từ điển; từ điển có khóa `"eval_loss"` là một lần đo kiểm định,
+# khóa `"step"` là bước), tìm bước có loss kiểm định thấp nhất, không dùng `loss_history`.
+# ```{exercise-end}
+# ```
+
+# %%
+from course_utils.exercises.qua_khop import check_best_step
+
+step_of_min = None  # thay bằng kết quả của bạn
+check_best_step(step_of_min, overfit.state.log_history);
+
+# %% [markdown]
+# ```{solution-start} bt-02-2
+# :class: dropdown
+# ```
+
+# %%
+evals = [row for row in overfit.state.log_history if "eval_loss" in row]
+step_of_min = min(evals, key=lambda row: row["eval_loss"])["step"]
+print(step_of_min)
+assert check_best_step(step_of_min, overfit.state.log_history)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: bt-02-3
+# ```
+# Ở bước nào thì weight decay 0,1 với tốc độ học 3e-3 (không đổi) làm trọng số nhỏ đi một nửa, nếu chỉ có
+# weight decay tác động? Trả lời bằng số bước nhỏ nhất n sao cho (1 − lr × wd)^n ≤ 0,5. So với 48 bước của
+# thí nghiệm, con số này nói gì?
+# ```{exercise-end}
+# ```
+
+# %%
+from course_utils.exercises.qua_khop import check_half_life_steps
+
+n_half = 0  # thay bằng kết quả của bạn
+check_half_life_steps(n_half, lr=profile.learning_rate, weight_decay=WEIGHT_DECAY);
+
+# %% [markdown]
+# ```{solution-start} bt-02-3
+# :class: dropdown
+# ```
+
+# %%
+import math
+
+n_half = math.ceil(math.log(0.5) / math.log(1 - profile.learning_rate * WEIGHT_DECAY))
+print(n_half)
+assert check_half_life_steps(n_half, lr=profile.learning_rate, weight_decay=WEIGHT_DECAY)
+
+# %% [markdown]
+# Cần hàng nghìn bước, trong khi thí nghiệm chỉ có 48: weight decay quá yếu để kịp tác dụng.
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: bt-02-4
+# ```
+# Một thử nghiệm nhỏ: đo loss của mô hình quá khớp (`overfit`) trên 16 mẫu đầu của chính tập huấn luyện của nó,
+# bằng `overfit.evaluate(eval_dataset=...)`. Khoảng cách giữa loss kiểm định cuối và loss trên dữ liệu đã học là
+# bao nhiêu? (`overfit.train_dataset` là tập đã qua xử lý; `train_small` là tập gốc mà trainer nhận.)
+# ```{exercise-end}
+# ```
+
+# %%
+from course_utils.exercises.qua_khop import check_generalization_gap
+
+gap = 0.0  # loss kiểm định cuối − loss trên 16 mẫu huấn luyện
+check_generalization_gap(gap, overfit, train_small.select(range(16)));
+
+# %% [markdown]
+# ```{solution-start} bt-02-4
+# :class: dropdown
+# ```
+
+# %%
+seen = train_small.select(range(16))
+train_loss_seen = overfit.evaluate(eval_dataset=seen)["eval_loss"]
+gap = h["eval_loss"][-1] - train_loss_seen  # loss kiểm định cuối của lần chạy gốc
+print(f"loss trên mẫu đã học {train_loss_seen:.3f}, khoảng cách {gap:.3f}")
+assert check_generalization_gap(gap, overfit, seen)
+
+# %% [markdown]
+# ```{solution-end}
+# ```

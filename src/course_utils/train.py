@@ -50,9 +50,10 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         optim=profile.optim,
         fp16=profile.fp16,
         bf16=False,  # SFTConfig's default is `not fp16`: say it explicitly, a T4 has no bf16
-        gradient_checkpointing=profile.gradient_checkpointing,
-        # reentrant checkpointing: same memory here, and faster on the H100 benchmark (benchmarks/t4_memory.py)
-        gradient_checkpointing_kwargs={"use_reentrant": True},
+        # gradient checkpointing (renamed activation checkpointing in transformers 5.23); reentrant: the same
+        # memory here, and faster on the H100 benchmark (benchmarks/t4_memory.py)
+        activation_checkpointing=profile.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": True},
         eval_strategy="steps",
         eval_steps=profile.eval_steps,
         eval_on_start=True,  # the validation loss before any training: the start of the curve
@@ -117,7 +118,7 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
 
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=profile.gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+            gradient_checkpointing_kwargs={"use_reentrant": True})
     trainer = SFTTrainer(
         model=model,
         args=sft_config(profile, output_dir, **sft_overrides),
