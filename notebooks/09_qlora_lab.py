@@ -135,7 +135,7 @@ t0 = time.time()
 model, tokenizer = load_model_and_tokenizer(profile, token=token)
 info = describe_model(model)
 print(f"Tải xong trong {time.time() - t0:.0f} s; {info['parameters']:,} tham số, "
-      f"{info['linear4bit_layers']} lớp Linear4bit, trọng số chiếm {info['footprint_bytes'] / 2**30:.2f} GiB")
+      f"{info['linear4bit_layers']} lớp Linear4bit, trọng số chiếm {info['footprint_bytes'] / 2**20:,.1f} MiB")
 if torch.cuda.is_available():
     print(f"Bộ nhớ GPU đang cấp phát: {torch.cuda.memory_allocated() / 2**30:.2f} GiB")
 

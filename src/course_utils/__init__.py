@@ -13,3 +13,8 @@ import logging as _logging
 # inference kernel from the Hub ("Failed to load CPU gemm_4bit_forward from kernels-community").
 # The course turns that CPU inference path off anyway (models.keep_cpu_4bit_trainable): hide the noise.
 _logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(_logging.ERROR)
+
+import warnings as _warnings
+
+# Raised inside peft/TRL (not by course code) on transformers 5.23; nothing a learner can act on.
+_warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)

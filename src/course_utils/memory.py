@@ -62,7 +62,7 @@ def weight_memory(config, bits: int = 16, double_quant: bool = True) -> dict[str
 
 LABELS = {
     "weights_4bit": "Trọng số 4-bit (NF4 + hằng số lượng tử hóa)",
-    "weights_16bit": "Trọng số 16-bit (embedding, lm_head, norm, bias)",
+    "weights_16bit": "Trọng số giữ nguyên (embedding, lm_head, norm)",
     "weights_frozen": "Trọng số gốc đóng băng (16-bit)",
     "weights": "Trọng số (16-bit)",
     "master_weights": "Bản sao fp32 của trọng số",
@@ -100,8 +100,9 @@ class MemoryPlan:
         return self.budget_bytes is None or self.needed_bytes <= self.budget_bytes
 
     def table(self) -> str:
-        rows = [f"{LABELS.get(k, k):<48} {v / GIB:7.2f} GiB" for k, v in self.parts.items()]
-        rows.append(f"{'Tổng (ước lượng đỉnh bộ nhớ cấp phát)':<48} {self.total / GIB:7.2f} GiB")
+        unit, size = ("GiB", GIB) if self.total >= GIB else ("MiB", 2**20)  # the tiny model fits in MiB
+        rows = [f"{LABELS.get(k, k):<48} {v / size:7.2f} {unit}" for k, v in self.parts.items()]
+        rows.append(f"{'Tổng (ước lượng đỉnh bộ nhớ cấp phát)':<48} {self.total / size:7.2f} {unit}")
         if self.budget_bytes is not None:
             verdict = "VỪA" if self.fits else "KHÔNG VỪA"
             rows.append(f"{'Cần (thêm 10% cho bộ cấp phát) / ngân sách':<48} {self.needed_bytes / GIB:7.2f} / "
@@ -184,7 +185,8 @@ def estimate_training_memory(model_config, profile, method: str = "qlora", token
         if method == "qlora":
             w = weight_memory(model_config, bits=4, double_quant=profile.bnb_4bit_use_double_quant)
             parts["weights_4bit"] = w["linear"]
-            sixteen = w["embed_tokens"] + w["lm_head"] + w["norms_and_biases"]
+            # left unquantized, in the profile's dtype (fp16 on a T4; fp32 for the tiny model on a CPU)
+            sixteen = (w["embed_tokens"] + w["lm_head"] + w["norms_and_biases"]) * c // 2
             if getattr(profile, "prepare_model_for_kbit_training", False):
                 sixteen *= 2  # prepare_model_for_kbit_training casts them to fp32
                 notes.append("prepare_model_for_kbit_training đổi embedding, lm_head và norm sang fp32.")

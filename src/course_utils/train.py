@@ -66,6 +66,7 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         seed=profile.seed,
         data_seed=profile.seed,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
