@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
@@ -15,41 +13,12 @@ from course_utils.lora import count_lora_params
 from course_utils.memory import GIB, estimate_training_memory, weight_memory
 from course_utils.profiles import get_profile
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "book" / "01_gioi_thieu.md"
-NOTEBOOK = ROOT / "notebooks" / "01_gioi_thieu.py"
+from prose import chapter
 
 
-def squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
-
-
-@lru_cache
-def page() -> str:
-    return squash(PAGE.read_text(encoding="utf-8"))
-
-
-@lru_cache
-def notebook_prose() -> str:
-    """The markdown cells of the notebook source (py:percent), without their leading '# '."""
-    cells, inside = [], False
-    for line in NOTEBOOK.read_text(encoding="utf-8").splitlines():
-        if line.startswith("# %%"):
-            inside = "[markdown]" in line
-            continue
-        if inside:
-            cells.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
-    return squash("\n".join(cells))
-
-
-def in_page(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in page(), f"không thấy {needle!r} trong {PAGE.name}"
-
-
-def in_notebook(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in notebook_prose(), f"không thấy {needle!r} trong phần chữ của {NOTEBOOK.name}"
+_ch = chapter("01_gioi_thieu")
+page, source, notebook_prose, in_page, in_notebook = (_ch.page, _ch.source, _ch.notebook_prose, _ch.in_page,
+                                                       _ch.in_notebook)
 
 
 def gib(x: float) -> str:
@@ -180,7 +149,7 @@ def test_notebook_gqa_ratio():
 
 @pytest.mark.parametrize("wrong", ["hoá", "tập xác thực", "CASUAL", "1e-3 ~ 1e-6"])
 def test_no_forbidden_spelling(wrong):
-    assert wrong not in PAGE.read_text(encoding="utf-8") + NOTEBOOK.read_text(encoding="utf-8")
+    assert wrong not in _ch.page_path.read_text(encoding="utf-8") + _ch.notebook_path.read_text(encoding="utf-8")
 
 
 def test_seed_corrections_are_stated():

@@ -9,7 +9,6 @@ import json
 import math
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
@@ -21,52 +20,18 @@ from course_utils.lora import count_lora_params
 from course_utils.memory import GIB, weight_memory
 from course_utils.profiles import get_profile
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "book" / "02_qua_khop.md"
-NOTEBOOK = ROOT / "notebooks" / "02_qua_khop.py"
+from prose import chapter
 
 
-def squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
-
-
-@lru_cache
-def page() -> str:
-    return squash(PAGE.read_text(encoding="utf-8"))
-
-
-@lru_cache
-def source() -> str:
-    return NOTEBOOK.read_text(encoding="utf-8")
-
-
-@lru_cache
-def notebook_prose() -> str:
-    """The markdown cells of the notebook source (py:percent), without their leading '# '."""
-    cells, inside = [], False
-    for line in source().splitlines():
-        if line.startswith("# %%"):
-            inside = "[markdown]" in line
-            continue
-        if inside:
-            cells.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
-    return squash("\n".join(cells))
-
-
-def in_page(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in page(), f"không thấy {needle!r} trong {PAGE.name}"
-
-
-def in_notebook(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in notebook_prose(), f"không thấy {needle!r} trong phần chữ của {NOTEBOOK.name}"
+_ch = chapter("02_qua_khop")
+page, source, notebook_prose, in_page, in_notebook = (_ch.page, _ch.source, _ch.notebook_prose, _ch.in_page,
+                                                       _ch.in_notebook)
 
 
 def setting(pattern: str) -> str:
     """A value set in the notebook's code, e.g. setting(r"^STEPS = (\\d+)")."""
     m = re.search(pattern, source(), flags=re.MULTILINE)
-    assert m, f"không thấy {pattern!r} trong {NOTEBOOK.name}"
+    assert m, f"không thấy {pattern!r} trong {_ch.notebook_path.name}"
     return m.group(1)
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,41 +13,12 @@ from course_utils.memory import GIB, bits_per_param_4bit, weight_memory
 from course_utils.profiles import get_profile
 from course_utils.quant import NF4_LEVELS, NF4_OFFSET, absmax_dequantize, absmax_quantize
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "book" / "05_luong_tu_hoa.md"
-NOTEBOOK = ROOT / "notebooks" / "05_luong_tu_hoa.py"
+from prose import chapter
 
 
-def squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
-
-
-@lru_cache
-def page() -> str:
-    return squash(PAGE.read_text(encoding="utf-8"))
-
-
-@lru_cache
-def notebook_prose() -> str:
-    """The markdown cells of the notebook source (py:percent), without their leading '# '."""
-    cells, inside = [], False
-    for line in NOTEBOOK.read_text(encoding="utf-8").splitlines():
-        if line.startswith("# %%"):
-            inside = "[markdown]" in line
-            continue
-        if inside:
-            cells.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
-    return squash("\n".join(cells))
-
-
-def in_page(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in page(), f"không thấy {needle!r} trong {PAGE.name}"
-
-
-def in_notebook(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in notebook_prose(), f"không thấy {needle!r} trong phần chữ của {NOTEBOOK.name}"
+_ch = chapter("05_luong_tu_hoa")
+page, source, notebook_prose, in_page, in_notebook = (_ch.page, _ch.source, _ch.notebook_prose, _ch.in_page,
+                                                       _ch.in_notebook)
 
 
 def gib(x: float) -> str:
@@ -191,7 +160,7 @@ def test_silu_minimum():
 
 def test_notebook_vocabulary_and_exercise_count():
     in_notebook(f"từ điển {vi_num(QWEN.vocab_size)} token")
-    source = NOTEBOOK.read_text(encoding="utf-8")
+    source = _ch.notebook_path.read_text(encoding="utf-8")
     n_exercises = source.count("{exercise-start}")
     assert n_exercises >= 3 and n_exercises == source.count("{solution-start}")
     in_page(f"Bài tập ({n_exercises} bài, có lời giải ẩn)")

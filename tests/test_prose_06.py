@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
@@ -14,44 +11,15 @@ from course_utils.lora import count_lora_params
 from course_utils.memory import GIB, weight_memory
 from course_utils.profiles import get_profile
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "book" / "06_lora_qlora.md"
-NOTEBOOK = ROOT / "notebooks" / "06_lora_qlora.py"
+from prose import chapter
 QWEN = qwen25_7b_config()
 TOTAL = parameter_counts(QWEN)["total"]
 T4 = get_profile("t4")
 
 
-def squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
-
-
-@lru_cache
-def page() -> str:
-    return squash(PAGE.read_text(encoding="utf-8"))
-
-
-@lru_cache
-def notebook_prose() -> str:
-    """The markdown cells of the notebook source (py:percent), without their leading '# '."""
-    cells, inside = [], False
-    for line in NOTEBOOK.read_text(encoding="utf-8").splitlines():
-        if line.startswith("# %%"):
-            inside = "[markdown]" in line
-            continue
-        if inside:
-            cells.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
-    return squash("\n".join(cells))
-
-
-def in_page(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in page(), f"không thấy {needle!r} trong {PAGE.name}"
-
-
-def in_notebook(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in notebook_prose(), f"không thấy {needle!r} trong phần chữ của {NOTEBOOK.name}"
+_ch = chapter("06_lora_qlora")
+page, source, notebook_prose, in_page, in_notebook = (_ch.page, _ch.source, _ch.notebook_prose, _ch.in_page,
+                                                       _ch.in_notebook)
 
 
 def pct(n: int) -> str:
@@ -140,7 +108,7 @@ def test_peft_facts_stated():
 def test_rounding_threshold_matches_the_tests():
     # tests/test_lora.py and the notebook assert a relative difference below 1e-5 against peft
     in_page("sai khác tương đối dưới $10^{-5}$")
-    assert "< 1e-5" in NOTEBOOK.read_text(encoding="utf-8")
+    assert "< 1e-5" in _ch.notebook_path.read_text(encoding="utf-8")
 
 
 def test_notebook_prose_numbers():

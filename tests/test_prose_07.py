@@ -6,9 +6,6 @@ The sweep's qualitative findings are asserted by the notebook itself, on the res
 from __future__ import annotations
 
 import math
-import re
-from functools import lru_cache
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,49 +17,16 @@ from course_utils.lora import (FULL_RANKS, REDUCED_RANKS, SCALINGS, adam_delta_w
                                scaling_of)
 from course_utils.profiles import get_profile
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "book" / "07_rank_alpha.md"
-NOTEBOOK = ROOT / "notebooks" / "07_rank_alpha.py"
+from prose import chapter
 QWEN = qwen25_7b_config()
 H = QWEN.hidden_size
 T4, TINY = get_profile("t4"), get_profile("tiny")
 SWEEP_LR, HIGH_LR, SWEEP_STEPS = 2e-3, 1e-2, 16
 
 
-def squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text)
-
-
-@lru_cache
-def page() -> str:
-    return squash(PAGE.read_text(encoding="utf-8"))
-
-
-@lru_cache
-def notebook_source() -> str:
-    return NOTEBOOK.read_text(encoding="utf-8")
-
-
-@lru_cache
-def notebook_prose() -> str:
-    cells, inside = [], False
-    for line in notebook_source().splitlines():
-        if line.startswith("# %%"):
-            inside = "[markdown]" in line
-            continue
-        if inside:
-            cells.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
-    return squash("\n".join(cells))
-
-
-def in_page(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in page(), f"không thấy {needle!r} trong {PAGE.name}"
-
-
-def in_notebook(*needles: str) -> None:
-    for needle in needles:
-        assert squash(needle) in notebook_prose(), f"không thấy {needle!r} trong phần chữ của {NOTEBOOK.name}"
+_ch = chapter("07_rank_alpha")
+page, source, notebook_prose, in_page, in_notebook = (_ch.page, _ch.source, _ch.notebook_prose, _ch.in_page,
+                                                       _ch.in_notebook)
 
 
 def fmt(x: float) -> str:
@@ -122,7 +86,7 @@ def test_equivalence_as_stated():
     scale = max(d.abs().max().item() for d in ref)
     assert max((a - b).abs().max().item() for a, b in zip(ref, same)) / scale < 1e-9
     in_page("float64, $\\epsilon = 10^{-16}$, $k = 4$", "sai khác tương đối dưới $10^{-9}$")
-    assert "k, alpha, lr, steps = 4.0, 16, 1e-2, 60" in notebook_source()
+    assert "k, alpha, lr, steps = 4.0, 16, 1e-2, 60" in source()
 
 
 def test_sweep_settings():
@@ -143,7 +107,7 @@ def test_sweep_settings():
                 f"gấp {round(HIGH_LR / SWEEP_LR)} lần phép quét",
                 f"{len(distinct_runs(FULL_RANKS))} lần huấn luyện thay vì {len(distinct_runs(REDUCED_RANKS))}",
                 f"Mặc định nó chạy {len(REDUCED_RANKS)} giá trị của r", f"đủ {len(FULL_RANKS)} giá trị")
-    src = notebook_source()
+    src = source()
     assert f"steps={SWEEP_STEPS}, lr=2e-3" in src and "lr=1e-2" in src
 
 
