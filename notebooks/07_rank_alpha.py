@@ -107,12 +107,12 @@ from course_utils.lora import adam_delta_w
 show_source(adam_delta_w)
 
 # %%
-g = torch.Generator().manual_seed(0)
-W = torch.randn(5, 7, generator=g, dtype=torch.float64) / 3
-A0 = torch.empty(3, 7, dtype=torch.float64)
-torch.nn.init.kaiming_uniform_(A0, a=math.sqrt(5), generator=g)
-X = torch.randn(32, 7, generator=g, dtype=torch.float64)
-Y = X @ (W + 0.3 * torch.randn(5, 7, generator=g, dtype=torch.float64)).T  # cần học một ΔW
+from course_utils.lora import toy_regression
+
+show_source(toy_regression)
+
+# %%
+W, A0, X, Y = toy_regression()  # một lớp 5 × 7, r = 3: Y cần học một ΔW
 
 k, alpha, lr, steps = 4.0, 16, 1e-2, 60
 runs = {

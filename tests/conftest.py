@@ -17,3 +17,15 @@ def tiny_dir() -> Path:
     from course_utils.tiny import tiny_model_dir
 
     return tiny_model_dir()
+
+
+@pytest.fixture(scope="module")
+def raw(request) -> str:
+    """The text of book/<STEM>.md, STEM set by the test module."""
+    return (ROOT / "book" / f"{request.module.STEM}.md").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def page(raw) -> str:
+    """The page with every run of whitespace (line breaks included) made one space."""
+    return " ".join(raw.split())

@@ -129,13 +129,9 @@ def test_scalings():
 
 
 def _toy_problem(k_scale: float = 1.0):
-    g = torch.Generator().manual_seed(0)
-    W = torch.randn(5, 7, generator=g, dtype=torch.float64) / 3
-    A0 = torch.empty(3, 7, dtype=torch.float64)
-    nn.init.kaiming_uniform_(A0, a=math.sqrt(5), generator=g)
-    X = torch.randn(32, 7, generator=g, dtype=torch.float64)
-    Y = X @ (W + 0.3 * torch.randn(5, 7, generator=g, dtype=torch.float64)).T
-    return W, A0, X, Y
+    from course_utils.lora import toy_regression
+
+    return toy_regression()
 
 
 @pytest.mark.parametrize("k", [4.0, 3.0])

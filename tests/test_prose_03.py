@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from pathlib import Path
 
 import pytest
 
@@ -14,18 +13,7 @@ from course_utils.display import vi_num
 from course_utils.lora import count_lora_params
 from course_utils.profiles import get_profile
 
-PAGE = Path(__file__).resolve().parents[1] / "book" / "03_attention_ffn.md"
-
-
-@pytest.fixture(scope="module")
-def raw() -> str:
-    return PAGE.read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def page(raw) -> str:
-    """The page with every run of whitespace (line breaks included) made one space."""
-    return " ".join(raw.split())
+STEM = "03_attention_ffn"  # the `raw` and `page` fixtures (conftest.py) read book/<STEM>.md
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
 
 import pytest
 
@@ -13,19 +12,8 @@ from course_utils.configs import qwen25_7b_config
 from course_utils.display import vi_num
 from course_utils.profiles import get_profile
 
-PAGE = Path(__file__).resolve().parents[1] / "book" / "04_causal_lm.md"
+STEM = "04_causal_lm"  # the `raw` and `page` fixtures (conftest.py) read book/<STEM>.md
 EXAMPLE = "Mô hình ngôn ngữ dự đoán từ tiếp theo."
-
-
-@pytest.fixture(scope="module")
-def raw() -> str:
-    return PAGE.read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def page(raw) -> str:
-    """The page with every run of whitespace (line breaks included) made one space."""
-    return " ".join(raw.split())
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
-from torch import nn
 
 from course_utils.configs import parameter_counts, qwen25_7b_config
 from course_utils.display import vi_num
@@ -68,13 +66,9 @@ def test_qlora_code_ratio():
 
 
 def _toy():
-    g = torch.Generator().manual_seed(0)
-    W = torch.randn(5, 7, generator=g, dtype=torch.float64) / 3
-    A0 = torch.empty(3, 7, dtype=torch.float64)
-    nn.init.kaiming_uniform_(A0, a=math.sqrt(5), generator=g)
-    X = torch.randn(32, 7, generator=g, dtype=torch.float64)
-    Y = X @ (W + 0.3 * torch.randn(5, 7, generator=g, dtype=torch.float64)).T
-    return W, A0, X, Y
+    from course_utils.lora import toy_regression
+
+    return toy_regression()
 
 
 def test_equivalence_as_stated():

@@ -82,6 +82,20 @@ class LoRALinear(nn.Module):
 
 # ---------------------------------------------------------------- alpha and the learning rate under Adam
 
+def toy_regression(out_features: int = 5, in_features: int = 7, r: int = 3, n: int = 32, seed: int = 0):
+    """A small float64 regression for one LoRA layer: (W, A0, X, Y), where Y needs a delta W to be learnt.
+
+    A0 is initialised as peft initialises lora_A (Kaiming-uniform, a = sqrt(5)).
+    """
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(out_features, in_features, generator=g, dtype=torch.float64) / 3
+    A0 = torch.empty(r, in_features, dtype=torch.float64)
+    nn.init.kaiming_uniform_(A0, a=math.sqrt(5), generator=g)
+    X = torch.randn(n, in_features, generator=g, dtype=torch.float64)
+    Y = X @ (W + 0.3 * torch.randn(out_features, in_features, generator=g, dtype=torch.float64)).T
+    return W, A0, X, Y
+
+
 def adam_delta_w(base_weight, A0, X, Y, alpha: float, lr: float, steps: int, eps: float = 1e-16,
                  rslora: bool = False) -> list:
     """Train B and A of one LoRALinear with Adam on the loss mean((W + s B A) X^T - Y^T)^2; return delta W by step.

@@ -26,21 +26,13 @@ def check_sqrt_hidden(answer) -> bool:
 
 def check_equivalent_run(answer) -> bool:
     """bt-07-2: (factor on A0, learning rate) that keep delta W's trajectory when alpha goes from 16 to 64."""
-    import torch
-    from torch import nn
-
-    from ..lora import adam_delta_w
+    from ..lora import adam_delta_w, toy_regression
 
     try:
         factor, lr = (float(v) for v in answer)
     except (TypeError, ValueError):
         return report(False, "cần một cặp số (a0_factor, lr).")
-    g = torch.Generator().manual_seed(1)
-    W = torch.randn(4, 6, generator=g, dtype=torch.float64) / 3
-    A0 = torch.empty(2, 6, dtype=torch.float64)
-    nn.init.kaiming_uniform_(A0, a=math.sqrt(5), generator=g)
-    X = torch.randn(24, 6, generator=g, dtype=torch.float64)
-    Y = X @ (W + 0.3 * torch.randn(4, 6, generator=g, dtype=torch.float64)).T
+    W, A0, X, Y = toy_regression(out_features=4, in_features=6, r=2, n=24, seed=1)
     ref = adam_delta_w(W, A0, X, Y, alpha=16, lr=1e-2, steps=40)
     yours = adam_delta_w(W, factor * A0, X, Y, alpha=64, lr=lr, steps=40)
     gap = max((a - b).abs().max().item() for a, b in zip(ref, yours)) / max(d.abs().max().item() for d in ref)
