@@ -55,3 +55,11 @@ def test_term_references_exist(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_chapters_link_the_glossary(path):
     assert "{term}`" in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "book").glob("*.md")) + NOTEBOOK_SOURCES, ids=lambda p: p.name)
+def test_learner_text_is_nfc(path):
+    import unicodedata
+
+    text = path.read_text(encoding="utf-8")
+    assert text == unicodedata.normalize("NFC", text), f"{path.name}: chuẩn hóa về NFC trước khi commit"
