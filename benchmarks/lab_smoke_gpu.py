@@ -1,5 +1,5 @@
 # GPU smoke test of course_utils.lab on the Qwen2.5-7B shape with random weights, under a 14.5 GiB cap.
-import json, sys, time, torch
+import json, sys, torch
 sys.path.insert(0, "benchmarks"); sys.path.insert(0, "src")
 from pathlib import Path
 import t4_memory

@@ -71,7 +71,7 @@ def test_why_not_half_a_byte_per_parameter():
             f"chỉ chiếm {gib(w4['linear'])} GiB",
             f"token chiếm {gib(w4['embed_tokens'] + w4['lm_head'])} GiB, tức {vi_num(100 * share)}% bộ nhớ",
             f"con số tính được {gib(w4['total'])} GiB",
-            f"3,81 GB.")
+            "3,81 GB.")
     assert billions(total * 0.5) == "3,81"
     in_notebook(f"chiếm {vi_num(100 * share)}% bộ nhớ")
     for name, cfg in (("Qwen2.5-7B", QWEN), ("Vistral-7B", VISTRAL)):

@@ -11,7 +11,7 @@ class EnvironmentProblem(RuntimeError):
 
 def in_colab() -> bool:
     try:
-        import google.colab  # noqa: F401
+        import google.colab  # noqa: F401 - only its presence matters
     except ImportError:
         return False
     return True
