@@ -19,7 +19,7 @@
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/01_gioi_thieu.ipynb)
 #
 # :::{note}
-# Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình Qwen2 tí hon của khóa học (khoảng 1,3 triệu tham số), trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tí hon đó, không phải từ một mô hình 7B.
+# Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình tiny của khóa học, một Qwen2 rất nhỏ chạy trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tiny đó, không phải từ một mô hình 7B.
 # :::
 
 # %% tags=["colab-install", "hide-input"]
@@ -112,8 +112,8 @@ assert back["output"] == record["output"]
 # %% [markdown]
 # Mô hình không đọc JSON. Trước khi huấn luyện, bản ghi được đổi thành danh sách tin nhắn
 # (`role`, `content`) rồi ghép thành **một chuỗi** theo *chat template* của mô hình. Ở đây là ChatML,
-# mẫu của Qwen2.5, mà tokenizer của mô hình tí hon dùng lại. (Lần đầu dùng trên một máy mới, `course_utils`
-# dựng mô hình tí hon, mất khoảng một phút.)
+# mẫu của Qwen2.5, mà tokenizer của mô hình tiny dùng lại. (Lần đầu dùng trên một máy mới, `course_utils`
+# dựng mô hình tiny, mất khoảng một phút.)
 
 # %%
 from course_utils.models import load_tokenizer
@@ -131,7 +131,7 @@ print(f"{len(ids)} token. 16 token đầu: {[tokenizer.decode([i]) for i in ids[
 assert tokenizer.decode(ids) == text  # chuỗi và dãy token là một, chỉ khác cách nhìn
 
 # %% [markdown]
-# Bộ tách từ của mô hình tí hon được học trên một đoạn văn tiếng Việt ngắn: nhiều âm tiết tiếng Việt (kèm dấu
+# Bộ tách từ của mô hình tiny được học trên một đoạn văn tiếng Việt ngắn: nhiều âm tiết tiếng Việt (kèm dấu
 # cách đứng trước) là một token, còn từ tiếng Anh `system` bị cắt vụn. Đó cũng là lý do Vistral mở rộng bộ tách từ của Mistral
 # bằng token tiếng Việt: cùng một câu, ít token hơn thì chuỗi ngắn hơn, huấn luyện và sinh nhanh hơn.
 
@@ -207,7 +207,7 @@ assert n_real == counts["total"]
 # tham số mỗi lớp. Với r = 16 trên cả bảy lớp tuyến tính của mọi lớp decoder (cấu hình `t4` của khóa học):
 
 # %%
-from course_utils.lora import count_lora_params
+from course_utils.configs import count_lora_params
 
 t4 = get_profile("t4")
 shapes = linear_shapes(cfg)
@@ -261,19 +261,19 @@ print(f"NF4 với lượng tử hóa kép: {bits_per_param_4bit(True):.3f} bit m
 # Embedding và `lm_head` của Qwen2.5-7B lớn (từ vựng 152.064 token, không dùng chung trọng số) và không
 # được lượng tử hóa, nên ở 4 bit chúng chiếm 39% bộ nhớ trọng số. Chương 5 giải thích NF4 và lượng tử hóa kép.
 #
-# Đối chiếu với thư viện: nạp mô hình tí hon ở fp16 rồi cộng số byte của các tham số.
+# Đối chiếu với thư viện: nạp mô hình tiny ở fp16 rồi cộng số byte của các tham số.
 
 # %%
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from course_utils.models import model_path, quiet_progress_bars
 
-quiet_progress_bars()  # mô hình tí hon nạp trong chớp mắt: không cần thanh tiến trình
+quiet_progress_bars()  # mô hình tiny nạp trong chớp mắt: không cần thanh tiến trình
 tiny_dir = model_path(tiny)
 tiny_cfg = AutoConfig.from_pretrained(tiny_dir)
 tiny_fp16 = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float16)
 param_bytes = sum(p.numel() * p.element_size() for p in tiny_fp16.parameters())
-print(f"Mô hình tí hon ở fp16: {param_bytes:,} byte tham số; weight_memory: {weight_memory(tiny_cfg, 16)['total']:,}")
+print(f"Mô hình tiny ở fp16: {param_bytes:,} byte tham số; weight_memory: {weight_memory(tiny_cfg, 16)['total']:,}")
 assert param_bytes == weight_memory(tiny_cfg, 16)["total"]
 
 # %% [markdown]
@@ -375,7 +375,7 @@ for length in (512, 1024, 2048, 4096):
 
 # %% [markdown]
 # **Tốc độ học.** Profile `t4` dùng `learning_rate` = 2e-4, trong khoảng 1e-4 đến 2e-4 thường dùng cho LoRA.
-# Profile `tiny` dùng 2e-3: mô hình tí hon và vài chục bước huấn luyện là một chế độ khác hẳn, đừng
+# Profile `tiny` dùng 2e-3: mô hình tiny và vài chục bước huấn luyện là một chế độ khác hẳn, đừng
 # mang con số đó sang mô hình 7B.
 
 # %%

@@ -19,7 +19,7 @@
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/02_qua_khop.ipynb)
 #
 # :::{note}
-# Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình Qwen2 tí hon của khóa học (khoảng 1,3 triệu tham số), trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tí hon đó, không phải từ một mô hình 7B.
+# Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình tiny của khóa học, một Qwen2 rất nhỏ chạy trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tiny đó, không phải từ một mô hình 7B.
 # :::
 
 # %% tags=["colab-install", "hide-input"]
@@ -44,7 +44,7 @@ if "google.colab" in sys.modules:
     ], check=True)
 
 # %% [markdown]
-# Notebook này dùng mô hình tí hon của khóa học để thấy tận mắt ba điều:
+# Notebook này dùng mô hình tiny của khóa học để thấy tận mắt ba điều:
 #
 # 1. **upstream**: mô hình đã được tiền huấn luyện trên văn bản gì, và nó làm được gì sau bước đó;
 # 2. **downstream**: tinh chỉnh nó trên khoảng 100 cặp hỏi – đáp, lặp lại nhiều epoch, cho đến khi nó
@@ -52,7 +52,7 @@ if "google.colab" in sys.modules:
 # 3. bốn cách chống quá khớp, đo trên **cùng** thiết lập đó: dừng sớm, weight decay, LoRA dropout, thêm dữ liệu.
 #
 # Notebook luôn dùng profile `tiny`, kể cả trên Colab có GPU: năm lần huấn luyện, mỗi lần vài giây. (Lần đầu
-# dùng trên một máy mới, `course_utils` dựng mô hình tí hon trước, mất khoảng một phút.)
+# dùng trên một máy mới, `course_utils` dựng mô hình tiny trước, mất khoảng một phút.)
 # Mô hình được nạp ở fp32, không lượng tử hóa (`quantize=False`): chương này nói về quá khớp chứ không về
 # 4 bit, và với 1,3 triệu tham số thì lượng tử hóa chẳng tiết kiệm được gì đáng kể.
 
@@ -79,9 +79,9 @@ warnings.filterwarnings("ignore", message=".*pin_memory.*")  # Trainer trên má
 SEED = 0
 
 # %% [markdown]
-# ## 1. Upstream: mô hình tí hon đã học gì
+# ## 1. Upstream: mô hình tiny đã học gì
 #
-# `course_utils.tiny` dựng mô hình tí hon một lần rồi lưu lại: một bộ tách từ BPE học trên một đoạn văn
+# `course_utils.tiny` dựng mô hình tiny một lần rồi lưu lại: một bộ tách từ BPE học trên một đoạn văn
 # tiếng Việt ngắn (`corpus_text()`), rồi một Qwen2 nhỏ được tiền huấn luyện trên chính đoạn văn đó, đoán token
 # tiếp theo. File `course_tiny.json` ghi lại lần tiền huấn luyện ấy.
 
@@ -100,7 +100,7 @@ print(f"{info['pretrain_steps']} bước × {tiny.PRETRAIN_BATCH} đoạn × {ti
 
 # %% [markdown]
 # Mô hình đã đọc kho văn bản nhỏ ấy khoảng 30 lần, nên nó thuộc khá kỹ văn phong của kho. Ta cho nó viết tiếp
-# một câu mở đầu, rồi hỏi nó một câu theo mẫu hội thoại. (Đây là đầu ra của mô hình tí hon 1,3 triệu tham số.)
+# một câu mở đầu, rồi hỏi nó một câu theo mẫu hội thoại. (Đây là đầu ra của mô hình tiny 1,3 triệu tham số.)
 
 # %%
 set_seed(SEED)
@@ -122,7 +122,7 @@ print("Hỏi đáp :", generate_answers(model, tokenizer, [question], max_new_to
 # ## 2. Downstream: tinh chỉnh cho đến khi quá khớp
 #
 # Thiết lập cố ý làm cho quá khớp đến nhanh: LoRA hạng 64 trên mọi lớp tuyến tính (gần nửa số tham số của chính
-# mô hình tí hon), tốc độ học 3e-3 không đổi, 48 bước với batch 8, tức gần năm epoch trên khoảng 80 mẫu. Cứ 4
+# mô hình tiny), tốc độ học 3e-3 không đổi, 48 bước với batch 8, tức gần năm epoch trên khoảng 80 mẫu. Cứ 4
 # bước (và một lần ở bước 0), trainer ghi loss huấn luyện (trung bình 4 bước vừa qua) và đo loss kiểm định trên
 # 16 bản ghi kiểm định.
 
@@ -146,12 +146,12 @@ profile = get_profile("tiny").replace(
     lora_r=64,
     lora_alpha=128,
     lora_dropout=0.0,
-    gradient_checkpointing=False,  # mô hình tí hon: không cần đổi tính toán lấy bộ nhớ
+    gradient_checkpointing=False,  # mô hình tiny: không cần đổi tính toán lấy bộ nhớ
 )
 output_root = Path(tempfile.mkdtemp(prefix="qua_khop-"))
 
 # %% [markdown]
-# Hàm `run` dưới đây là toàn bộ một lần huấn luyện: nạp lại mô hình tí hon, dựng trainer bằng `build_trainer`
+# Hàm `run` dưới đây là toàn bộ một lần huấn luyện: nạp lại mô hình tiny, dựng trainer bằng `build_trainer`
 # với các thiết lập trên, huấn luyện. Các thí nghiệm sau chỉ đổi một thứ trong đó.
 
 # %%
@@ -190,7 +190,7 @@ best = min(range(len(h["eval_loss"])), key=h["eval_loss"].__getitem__)
 best_step = h["eval_step"][best]
 train_at_best = h["train_loss"][h["train_step"].index(best_step)]
 
-ax = plot_losses(overfit.state.log_history, title="Mô hình tí hon, 100 bản ghi, LoRA r=64")
+ax = plot_losses(overfit.state.log_history, title="Mô hình tiny, 100 bản ghi, LoRA r=64")
 ax.axhline(h["eval_loss"][best], color="gray", linestyle=":", linewidth=1)
 ax.annotate("loss kiểm định thấp nhất", (best_step, h["eval_loss"][best]), xytext=(10, 40),
             textcoords="offset points", arrowprops=dict(arrowstyle="->", color="gray"))
@@ -289,13 +289,13 @@ ax.axvline(early.state.global_step, color="gray", linestyle=":", label="dừng s
 ax.set_ylim(min(table["loss kiểm định thấp nhất"]) - 0.05, 6.0)  # cắt phần đầu để thấy rõ đoạn cuối
 ax.set_xlabel("bước (step)")
 ax.set_ylabel("loss kiểm định")
-ax.set_title("Loss kiểm định của năm lần chạy (mô hình tí hon; trục tung bị cắt ở 6)")
+ax.set_title("Loss kiểm định của năm lần chạy (mô hình tiny; trục tung bị cắt ở 6)")
 ax.grid(alpha=0.3)
 ax.legend()
 plt.show()
 
 # %% [markdown]
-# Những điều mô hình tí hon cho thấy ở đây, và ô dưới kiểm tra lại từng điều:
+# Những điều mô hình tiny cho thấy ở đây, và ô dưới kiểm tra lại từng điều:
 #
 # - **Dừng sớm** không làm mô hình học tốt hơn; cùng hạt giống, nó đi đúng con đường của lần chạy gốc cho đến lúc
 #   dừng, rồi trả lại checkpoint tốt nhất đã gặp: loss kiểm định của nó thấp hơn của mô hình ở bước cuối lần chạy gốc.

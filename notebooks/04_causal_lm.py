@@ -19,7 +19,7 @@
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/04_causal_lm.ipynb)
 #
 # :::{note}
-# Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình Qwen2 tí hon của khóa học (khoảng 1,3 triệu tham số), trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tí hon đó, không phải từ một mô hình 7B.
+# Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình tiny của khóa học, một Qwen2 rất nhỏ chạy trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tiny đó, không phải từ một mô hình 7B.
 # :::
 
 # %% tags=["colab-install", "hide-input"]

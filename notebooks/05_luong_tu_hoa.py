@@ -19,7 +19,7 @@
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/05_luong_tu_hoa.ipynb)
 #
 # :::{note}
-# Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình Qwen2 tí hon của khóa học (khoảng 1,3 triệu tham số), trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tí hon đó, không phải từ một mô hình 7B.
+# Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình tiny của khóa học, một Qwen2 rất nhỏ chạy trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tiny đó, không phải từ một mô hình 7B.
 # :::
 
 # %% tags=["colab-install", "hide-input"]
@@ -47,7 +47,7 @@ if "google.colab" in sys.modules:
 # Notebook này đi cùng chương {doc}`../book/05_luong_tu_hoa`. Ta dựng lại từng bước các cách
 # lượng tử hóa (quantization) mà QLoRA dùng, rồi so từng kết quả với thư viện thật:
 #
-# - absmax int8 và affine (có điểm không, *zero point*) trên một ma trận trọng số thật của mô hình tí hon;
+# - absmax int8 và affine (có điểm không, *zero point*) trên một ma trận trọng số thật của mô hình tiny;
 # - giá trị ngoại lai (*outlier*) và lượng tử hóa theo khối (*blockwise*);
 # - NF4: 16 mức lấy từ phân vị của phân phối chuẩn N(0, 1), lượng tử hóa và giải lượng tử hóa,
 #   khớp từng mã với bitsandbytes; NF4 so với FP4 và int4;
@@ -399,14 +399,14 @@ print("(c) mã:", nf4_quantize(x)[0][1:16].tolist())
 assert torch.equal(nf4_quantize(x)[0][1:16], torch.arange(15, dtype=torch.uint8))
 
 # %% [markdown]
-# Cuối cùng, chính mô hình tí hon nạp ở 4-bit bằng transformers, với cấu hình 4-bit của khóa học
+# Cuối cùng, chính mô hình tiny nạp ở 4-bit bằng transformers, với cấu hình 4-bit của khóa học
 # (`course_utils.models.bnb_config`: NF4 và lượng tử hóa kép): mã mà lớp `Linear4bit` lưu cho `up_proj`
 # phải là mã ta tính từ trọng số fp32. Các hằng số absmax ở đó đã qua lượng tử hóa kép, nên chỉ gần
 # bằng (phần 7).
 #
 # Ta nạp lên CPU (`device_map`), kể cả khi có GPU: trên GPU, bitsandbytes lượng tử hóa bằng kernel CUDA.
 # Một lần kiểm tra cho dự án này trên H100 (bitsandbytes 0.50.2) cho thấy kernel CUDA cho cùng mã trên
-# mọi lớp của mô hình tí hon, nhưng khác kernel CPU ở hai chỗ: giá trị nằm sát một điểm giữa (trong một
+# mọi lớp của mô hình tiny, nhưng khác kernel CPU ở hai chỗ: giá trị nằm sát một điểm giữa (trong một
 # bước làm tròn float32), và khối toàn số 0 (CUDA lưu absmax 0 và mã 0).
 
 # %%

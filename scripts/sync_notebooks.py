@@ -27,8 +27,8 @@ RUNTIME_PACKAGES = ["transformers", "peft", "trl", "bitsandbytes", "accelerate",
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 TINY_NOTE = (
     ":::{note}\n"
-    "Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình Qwen2 tí hon của "
-    "khóa học (khoảng 1,3 triệu tham số), trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tí hon đó, "
+    "Trên trang web này, notebook đã được chạy lúc dựng trang với profile `tiny`: mô hình tiny "
+    "của khóa học, một Qwen2 rất nhỏ chạy trên CPU. Mọi đầu ra của mô hình ở đây đến từ mô hình tiny đó, "
     "không phải từ một mô hình 7B.\n"
     ":::"
 )

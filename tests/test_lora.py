@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.lora import LoRALinear, adam_delta_w, count_lora_params, lora_scaling, scaling_of
+from course_utils.configs import count_lora_params
+from course_utils.lora import LoRALinear, adam_delta_w, lora_scaling, scaling_of
 
 peft = pytest.importorskip("peft")
 from peft import LoraConfig, TaskType, get_peft_model  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 from course_utils.configs import linear_shapes, parameter_counts, qwen25_7b_config, vistral_7b_config
 from course_utils.data import load_split
 from course_utils.display import vi_num
-from course_utils.lora import count_lora_params
+from course_utils.configs import count_lora_params
 from course_utils.memory import GIB, estimate_training_memory, weight_memory
 from course_utils.profiles import get_profile
 

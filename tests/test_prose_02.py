@@ -16,7 +16,7 @@ from course_utils import tiny
 from course_utils.configs import parameter_counts, qwen25_7b_config
 from course_utils.data import load_split
 from course_utils.display import vi_num
-from course_utils.lora import count_lora_params
+from course_utils.configs import count_lora_params
 from course_utils.memory import GIB, weight_memory
 from course_utils.profiles import get_profile
 
@@ -106,8 +106,8 @@ def test_lora_share_of_tiny_model():
     cfg = AutoConfig.from_pretrained(tiny.tiny_model_dir(verbose=False))
     share = count_lora_params(cfg, int(setting(r"lora_r=(\d+),"))) / tiny_info()["parameters"]
     assert 0.4 < share < 0.5
-    in_page("gần bằng nửa số tham số của chính mô hình tí hon")
-    in_notebook("gần nửa số tham số của chính mô hình tí hon")
+    in_page("gần bằng nửa số tham số của chính mô hình tiny")
+    in_notebook("gần nửa số tham số của chính mô hình tiny")
 
 
 def test_weight_decay_factor():

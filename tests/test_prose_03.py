@@ -10,7 +10,7 @@ import pytest
 
 from course_utils.configs import head_dim, linear_shapes, parameter_counts, qwen25_7b_config, vistral_7b_config
 from course_utils.display import vi_num
-from course_utils.lora import count_lora_params
+from course_utils.configs import count_lora_params
 from course_utils.profiles import get_profile
 
 STEM = "03_attention_ffn"  # the `raw` and `page` fixtures (conftest.py) read book/<STEM>.md

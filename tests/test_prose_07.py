@@ -11,7 +11,8 @@ import pytest
 
 from course_utils.configs import parameter_counts, qwen25_7b_config
 from course_utils.display import vi_num
-from course_utils.lora import (FULL_RANKS, REDUCED_RANKS, SCALINGS, adam_delta_w, count_lora_params, distinct_runs,
+from course_utils.configs import count_lora_params
+from course_utils.lora import (FULL_RANKS, REDUCED_RANKS, SCALINGS, adam_delta_w, distinct_runs,
                                scaling_of)
 from course_utils.profiles import get_profile
 

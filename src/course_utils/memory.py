@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .configs import head_dim, linear_shapes, parameter_counts
-from .lora import count_lora_params, resolve_targets
+from .configs import count_lora_params, head_dim, linear_shapes, parameter_counts, resolve_targets
 
 GIB = 2**30
 NF4_BLOCK = 64
@@ -68,7 +67,7 @@ LABELS = {
     "master_weights": "Bản sao fp32 của trọng số",
     "lora_weights": "Trọng số LoRA (fp32)",
     "gradients": "Gradient",
-    "optimizer": "Trạng thái optimizer",
+    "optimizer": "Trạng thái bộ tối ưu",
     "dequant_buffer": "Trọng số giải lượng tử tạm thời (một lớp)",
     "activations": "Activation (có gradient checkpointing)",
     "activations_full": "Activation (không checkpointing)",

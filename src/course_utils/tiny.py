@@ -53,7 +53,7 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def tiny_config(vocab_size: int):
-    """A Qwen2 configuration of about 1.5 M parameters, with grouped-query attention like Qwen2.5-7B."""
+    """A small Qwen2 configuration, with grouped-query attention like Qwen2.5-7B."""
     from transformers import Qwen2Config
 
     return Qwen2Config(

@@ -10,6 +10,15 @@ import math
 
 OK = "✅ Đúng rồi!"
 NOT_YET = "❌ Chưa đúng."
+NO_ANSWER = "✏️ Chưa có câu trả lời: thay `...` bằng câu trả lời của bạn rồi chạy lại ô này."
+
+
+def unanswered(answer) -> bool:
+    """True (and says so) while the exercise cell still holds its placeholder `...`."""
+    if answer is Ellipsis:
+        print(NO_ANSWER)
+        return True
+    return False
 
 
 def report(ok: bool, hint: str = "", praise: str = "") -> bool:
@@ -24,6 +33,8 @@ def report(ok: bool, hint: str = "", praise: str = "") -> bool:
 def check_number(answer, expected: float, *, rel_tol: float = 1e-6, abs_tol: float = 0.0,
                  hint: str = "", praise: str = "") -> bool:
     """A number close enough to the expected one."""
+    if unanswered(answer):
+        return False
     try:
         value = float(answer)
     except (TypeError, ValueError):
@@ -37,6 +48,8 @@ def check_tensor(answer, expected, *, atol: float = 1e-5, rtol: float = 1e-5, hi
     """A tensor of the expected shape whose values are close to the expected ones."""
     import torch
 
+    if unanswered(answer):
+        return False
     if not isinstance(answer, torch.Tensor):
         return report(False, f"cần một torch.Tensor, nhận được {type(answer).__name__}.")
     if tuple(answer.shape) != tuple(expected.shape):
@@ -55,4 +68,6 @@ def check_choice(answer, correct, *, hint: str = "", praise: str = "") -> bool:
             return frozenset(norm(v) for v in x)
         return str(x).strip().lower()
 
+    if unanswered(answer):
+        return False
     return report(norm(answer) == norm(correct), hint, praise)
