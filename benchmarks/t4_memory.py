@@ -1,20 +1,20 @@
-"""QLoRA memory and speed of the Qwen2.5-7B shape under a T4-sized memory cap (run on a GPU).
+"""QLoRA memory and speed of a 7B shape under a T4-sized memory cap (run on a GPU; the per-run path also on a CPU).
 
-Builds Qwen2.5-7B's configuration in code with random fp16 weights, saves it as a local model
-directory, caps the process at 14.5 GiB with torch.cuda.set_per_process_memory_fraction, and
-trains for a few steps on full-length random token sequences at each max_length x batch:
+Builds the model's configuration in code (Qwen2.5-7B, or Mistral-7B with Vistral's vocabulary) with random fp16
+weights, saves it as a local model directory, caps the process at the t4 profile's budget with
+torch.cuda.set_per_process_memory_fraction, and trains for a few steps at each max_length x batch:
 
-- "course": the course recipe, `course_utils.train.build_trainer` (no prepare_model_for_kbit_training,
-  adapters in fp32, gradient checkpointing, paged 8-bit AdamW, fp16 + GradScaler, TRL's fused LM head);
+- "course": the course recipe, `course_utils.train.build_trainer` with the t4 profile as the lab uses it
+  (`--set` changes profile fields, e.g. '{"use_liger_kernel": true}');
 - "textbook": the usual tutorial recipe (prepare_model_for_kbit_training, then TRL's SFTTrainer with its
-  defaults and fp16=True), as is;
-- "textbook-fp32": the same with the adapters cast back to fp32 after building the trainer, so that
-  the fp16 GradScaler can run and its memory can be measured.
+  defaults and fp16=True), as is; "textbook-fp32": the same with the adapters cast back to fp32.
 
-Each run is a fresh process (no memory left over from an earlier run). For each: peak allocated and
-reserved memory, tokens per second, whether the loss stayed finite, and the memory plan's estimate.
+Workloads: "random" (full-length random tokens, every token in the loss) or "course-data" (the course's training
+split through the trainer's own collator: real lengths, padding, answers only in the loss).
+Each run is a fresh process. For each: peak allocated and reserved memory, tokens per second (tokens that are
+not padding, steps after the first), whether the loss stayed finite, and the memory plan's estimate.
 
-    python benchmarks/t4_memory.py --out benchmarks/results/t4_memory.json
+    python benchmarks/t4_memory.py --out benchmarks/results/t4_memory.json --shapes 1024x2,2048x2
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-SHAPES = [(512, 2), (1024, 2), (2048, 1), (2048, 2)]
+SHAPES = [(1024, 2), (2048, 2), (4096, 1)]
 RECIPES = ["course", "textbook", "textbook-fp32"]
-CAP_GIB = 14.5
+FAMILIES = ("qwen", "mistral")
 GIB = 2**30
 
 
@@ -41,22 +41,27 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def make_random_model(path: Path) -> None:
-    """Qwen2.5-7B's shape with random fp16 weights, saved in 4 GB shards, plus a tokenizer."""
-    import torch
-    from transformers import Qwen2ForCausalLM
+def family_config(family: str):
+    from course_utils.configs import qwen25_7b_config, vistral_7b_config
 
-    from course_utils.configs import qwen25_7b_config
+    return {"qwen": qwen25_7b_config, "mistral": vistral_7b_config}[family]()
+
+
+def make_random_model(path: Path, family: str = "qwen") -> None:
+    """A 7B shape with random fp16 weights, saved in 4 GB shards, plus the course's tokenizer (tiny's)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     from course_utils.tiny import _paragraphs, corpus_text, train_tokenizer
 
     t0 = time.time()
-    config = qwen25_7b_config()
+    config = family_config(family)
     torch.manual_seed(0)
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float16)
     try:
         with torch.device("cuda"):
-            model = Qwen2ForCausalLM(config)
+            model = AutoModelForCausalLM.from_config(config)
     finally:
         torch.set_default_dtype(default)
     n = sum(p.numel() for p in model.parameters())
@@ -64,181 +69,246 @@ def make_random_model(path: Path) -> None:
     train_tokenizer(_paragraphs(corpus_text())).save_pretrained(path)
     del model
     torch.cuda.empty_cache()
-    log(f"random model: {n:,} parameters, saved to {path} in {time.time() - t0:.0f} s")
+    log(f"random {family} model: {n:,} parameters, saved to {path} in {time.time() - t0:.0f} s")
 
 
-def child(recipe: str, max_length: int, batch: int, steps: int, model_dir: str, result_path: str,
-          changes: dict | None = None) -> None:
-    """One run in this process; writes a JSON result."""
+def cap_memory() -> float | None:
+    """Cap this process at the t4 profile's budget (a T4 stand-in); None on a CPU."""
+    import torch
+
+    from course_utils.profiles import get_profile
+
+    if not torch.cuda.is_available():
+        return None
+    budget = get_profile("t4").memory_budget_gib
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(budget * GIB / total)
+    return budget
+
+
+def workload_data(workload: str, vocab_size: int, n_sequences: int, max_length: int):
+    """The training data of a run: random full-length token ids, or the course's training split."""
     import torch
     from datasets import Dataset
+
+    from course_utils.data import load_split
+
+    if workload == "random":
+        g = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, vocab_size, (n_sequences, max_length), generator=g)
+        return Dataset.from_dict({"input_ids": ids.tolist()})  # every token in the loss
+    if workload == "course-data":
+        return load_split("train")
+    raise ValueError(f"unknown workload {workload}")
+
+
+def timing_callback(times: list, tokens: list):
+    """Wall time and non-padding tokens of each optimizer step (CUDA synchronised)."""
+    import torch
     from transformers import TrainerCallback
 
-    from course_utils.memory import estimate_training_memory
-    from course_utils.models import load_model_and_tokenizer
-    from course_utils.profiles import get_profile
-    from course_utils.train import build_trainer, trainable_to_fp32
-
-    total = torch.cuda.get_device_properties(0).total_memory
-    torch.cuda.set_per_process_memory_fraction(CAP_GIB * GIB / total)
-    # the t4 profile as the lab uses it (gradient accumulation included), on a local random-weight model
-    settings = dict(model_id=model_dir, max_length=max_length, per_device_train_batch_size=batch,
-                    max_steps=steps, warmup_steps=0, logging_steps=1,
-                    prepare_model_for_kbit_training=recipe.startswith("textbook"))
-    settings.update(changes or {})
-    trace = settings.pop("torch_profile", False)
-    sft_changes = settings.pop("sft", {})  # SFTConfig overrides for the course recipe
-    profile = get_profile("t4").replace(**settings)
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_dir)
-    plan = estimate_training_memory(config, profile)
-    result = {"recipe": recipe, "changes": changes or {}, "max_length": max_length, "batch": batch, "steps": steps,
-              "plan_total_gib": plan.total / GIB, "plan_needed_gib": plan.needed_bytes / GIB,
-              "plan_fits": plan.fits, "plan_parts_gib": {k: v / GIB for k, v in plan.parts.items()}}
-
-    t0 = time.time()
-    model, tokenizer = load_model_and_tokenizer(profile)
-    torch.cuda.synchronize()
-    result["load_s"] = time.time() - t0
-    result["after_load_allocated_gib"] = torch.cuda.memory_allocated() / GIB
-    result["after_load_reserved_gib"] = torch.cuda.memory_reserved() / GIB
-
-    accumulation = profile.gradient_accumulation_steps
-    result["gradient_accumulation_steps"] = accumulation
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, config.vocab_size, (steps * batch * accumulation, max_length), generator=g)
-    data = Dataset.from_dict({"input_ids": ids.tolist()})  # full length, every token in the loss
-
-    times: list[float] = []
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
-            torch.cuda.synchronize()
-            if trace and state.global_step == 2:
-                self.prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
-                                                               torch.profiler.ProfilerActivity.CUDA])
-                self.prof.__enter__()
-            self.t = time.perf_counter()
+            sync()
+            self.t, self.seen = time.perf_counter(), state.num_input_tokens_seen
 
         def on_step_end(self, args, state, control, **kw):
-            torch.cuda.synchronize()
+            sync()
             times.append(time.perf_counter() - self.t)
-            if trace and state.global_step == 3:
-                self.prof.__exit__(None, None, None)
-                ka = self.prof.key_averages()
-                print(ka.table(sort_by="self_cpu_time_total", row_limit=25), flush=True)
-                print(ka.table(sort_by="self_cuda_time_total", row_limit=15), flush=True)
+            tokens.append(state.num_input_tokens_seen - self.seen)
 
-    out_dir = f"/tmp/bench-{recipe}-{max_length}x{batch}"
-    common = dict(eval_strategy="no", save_strategy="no", assistant_only_loss=False, disable_tqdm=True)
-    try:
-        if recipe == "course":
-            trainer = build_trainer(model, tokenizer, data, None, profile, out_dir, callbacks=[Timer()],
-                                    **{**common, **sft_changes})
-        else:
-            from peft import LoraConfig, prepare_model_for_kbit_training
-            from trl import SFTConfig, SFTTrainer
+    return Timer()
 
-            model = prepare_model_for_kbit_training(model)
-            args = SFTConfig(output_dir=out_dir, fp16=True, max_length=max_length, packing=False,
-                             per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
-                             max_steps=steps, learning_rate=2e-4,
-                             optim="paged_adamw_8bit", logging_steps=1, report_to="none", **common)
-            lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
-                              task_type="CAUSAL_LM")
-            trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                                 peft_config=lora, callbacks=[Timer()])
-            if recipe == "textbook-fp32":
-                trainable_to_fp32(trainer.model)
-        result["trainable_dtypes"] = sorted({str(p.dtype) for p in trainer.model.parameters() if p.requires_grad})
-        result["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-        result["after_build_allocated_gib"] = torch.cuda.memory_allocated() / GIB
+
+def measure(result: dict, train, times: list, tokens: list) -> dict:
+    """Run `train()` and record status, peaks, losses and tokens/s (first step not timed) into result."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
-        trainer.train()
+    try:
+        trainer = train()
         result["status"] = "ok"
     except torch.OutOfMemoryError as e:
+        trainer = None
         result["status"] = "oom"
         result["error"] = str(e).split("\n")[0][:300]
-        result["where"] = traceback.format_exc().strip().splitlines()[-3][:300]
-    except Exception as e:  # noqa: BLE001 - record any failure, it is a result
+    except Exception as e:  # noqa: BLE001 - any failure is a result
+        trainer = None
         result["status"] = "error"
         result["error"] = f"{type(e).__name__}: {e}"[:500]
         result["where"] = traceback.format_exc().strip().splitlines()[-3][:300]
-    result["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / GIB
-    result["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / GIB
-    result["step_times_s"] = times
-    if result["status"] == "ok":
+    if cuda:
+        result["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / GIB
+        result["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / GIB
+    result["step_times_s"], result["step_tokens"] = times, tokens
+    if trainer is not None:
         losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
         result["losses"] = losses
-        result["loss_finite"] = all(math.isfinite(x) for x in losses)
-        timed = times[1:]  # the first step includes warm-up (kernel selection, allocator growth)
-        result["tokens_per_s"] = batch * max_length * accumulation * len(timed) / sum(timed)
-    result["plan_error"] = (plan.total / GIB - result["peak_allocated_gib"]) / result["peak_allocated_gib"]
-    Path(result_path).write_text(json.dumps(result, indent=2))
+        result["loss_finite"] = bool(losses) and all(math.isfinite(x) for x in losses)
+        if len(times) > 1:
+            result["tokens_per_s"] = sum(tokens[1:]) / sum(times[1:])
+    return result
+
+
+def course_run(model_dir: str, max_length: int, batch: int, steps: int, changes: dict | None = None,
+               workload: str = "random", base: str = "t4", recipe: str = "course") -> dict:
+    """One run of the course recipe (or the textbook one) in this process; returns the result."""
+    import torch
+
+    from course_utils.compat import adapters_to_fp32
+    from course_utils.memory import estimate_training_memory
+    from course_utils.models import load_config, load_model_and_tokenizer
+    from course_utils.profiles import get_profile
+    from course_utils.train import build_trainer
+
+    cap = cap_memory()
+    changes = dict(changes or {})
+    sft = changes.pop("sft", {})  # SFTConfig overrides (e.g. TRL's activation_offloading), beside profile fields
+    settings = dict(model_id=model_dir, max_length=max_length, per_device_train_batch_size=batch, max_steps=steps,
+                    warmup_steps=0, logging_steps=1, prepare_model_for_kbit_training=recipe.startswith("textbook"))
+    settings.update(changes)
+    profile = get_profile(base).replace(**settings)
+    config = load_config(profile)
+    plan = estimate_training_memory(config, profile)
+    result = {"recipe": recipe, "changes": {**changes, **({"sft": sft} if sft else {})}, "workload": workload,
+              "versions": versions(), "family": config.model_type,
+              "max_length": max_length, "batch": batch, "steps": steps, "cap_gib": cap,
+              "gradient_accumulation_steps": profile.gradient_accumulation_steps,
+              "plan_total_gib": plan.total / GIB, "plan_needed_gib": plan.needed_bytes / GIB, "plan_fits": plan.fits,
+              "plan_parts_gib": {k: v / GIB for k, v in plan.parts.items()}}
+    t0 = time.time()
+    model, tokenizer = load_model_and_tokenizer(profile)
+    result["load_s"] = time.time() - t0
+    if torch.cuda.is_available():
+        result["after_load_allocated_gib"] = torch.cuda.memory_allocated() / GIB
+    n = steps * batch * profile.gradient_accumulation_steps
+    data = workload_data(workload, config.vocab_size, n, max_length)
+    times, tokens = [], []
+    common = dict(save_strategy="no", disable_tqdm=True, include_num_input_tokens_seen="non_padding")
+    if workload == "random":
+        common["assistant_only_loss"] = False  # pre-tokenized ids: every token is trained
+
+    def train():
+        out_dir = f"/tmp/bench-{recipe}-{max_length}x{batch}"
+        if recipe == "course":
+            trainer = build_trainer(model, tokenizer, data, None, profile, out_dir,
+                                    callbacks=[timing_callback(times, tokens)], **common, **sft)
+        else:
+            from peft import prepare_model_for_kbit_training
+            from trl import SFTConfig, SFTTrainer
+
+            from course_utils.train import lora_config
+
+            prepared = prepare_model_for_kbit_training(model)
+            cpu = {} if torch.cuda.is_available() else {"bf16": False}  # the CPU test: no mixed precision
+            args = SFTConfig(output_dir=out_dir, fp16=torch.cuda.is_available(), max_length=max_length, packing=False,
+                             per_device_train_batch_size=batch, max_steps=steps, learning_rate=2e-4,
+                             gradient_accumulation_steps=profile.gradient_accumulation_steps,
+                             optim="paged_adamw_8bit" if torch.cuda.is_available() else "adamw_torch",
+                             logging_steps=1, report_to="none", **cpu, **common)
+            train_set = data
+            if workload == "course-data":
+                from course_utils.data import to_training_dataset
+
+                train_set = to_training_dataset(data, loss_on="completion_only")
+            trainer = SFTTrainer(model=prepared, args=args, train_dataset=train_set, processing_class=tokenizer,
+                                 peft_config=lora_config(profile), callbacks=[timing_callback(times, tokens)])
+            if recipe == "textbook-fp32":
+                adapters_to_fp32(trainer.model)
+        result["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        trainer.train()
+        return trainer
+
+    measure(result, train, times, tokens)
+    if "peak_allocated_gib" in result:
+        result["plan_error"] = (plan.total / GIB - result["peak_allocated_gib"]) / result["peak_allocated_gib"]
+    return result
+
+
+def spawn(args: list[str], result_path: str, env: dict | None = None, timeout: float = 420) -> dict:
+    """Run a child process that writes a JSON result; a crash or a timeout is a result too."""
+    import os
+
+    t0 = time.time()
+    try:
+        proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
+        stderr, code = proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as e:
+        stderr, code = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or ""), -9
+    if code == 0 and Path(result_path).exists():
+        r = json.loads(Path(result_path).read_text())
+    else:
+        r = {"status": "crashed" if code != -9 else "timeout", "error": stderr[-1500:]}
+    r["wall_s"] = time.time() - t0
+    return r
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "liger-kernel", "triton",
+                 "unsloth", "unsloth_zoo", "datasets"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/t4_memory.json"))
-    ap.add_argument("--model-dir", default="/tmp/qwen25-7b-random")
-    ap.add_argument("--steps", type=int, default=6, help="optimizer steps (each of gradient_accumulation_steps batches)")
+    ap.add_argument("--family", choices=FAMILIES, default="qwen")
+    ap.add_argument("--model-dir", default=None, help="default: /tmp/<family>-7b-random (built when missing)")
+    ap.add_argument("--steps", type=int, default=5, help="optimizer steps (each of gradient_accumulation_steps batches)")
     ap.add_argument("--recipes", default=",".join(RECIPES))
     ap.add_argument("--shapes", default=",".join(f"{l}x{b}" for l, b in SHAPES))
-    ap.add_argument("--set", default="{}", help='profile changes as JSON, e.g. {"lora_dropout": 0.0}')
+    ap.add_argument("--workload", default="random", choices=("random", "course-data"))
+    ap.add_argument("--set", default="{}", help='profile changes as JSON, e.g. {"use_liger_kernel": true}')
+    ap.add_argument("--base", default="t4", help="the profile the runs start from (tiny: the CPU test)")
     ap.add_argument("--child", nargs=5, metavar=("RECIPE", "LEN", "BATCH", "STEPS", "RESULT"))
     a = ap.parse_args()
+    model_dir = Path(a.model_dir or f"/tmp/{a.family}-7b-random")
     if a.child:
         recipe, length, batch, steps, result_path = a.child
-        child(recipe, int(length), int(batch), int(steps), a.model_dir, result_path, json.loads(a.set))
+        r = course_run(str(model_dir), int(length), int(batch), int(steps), json.loads(a.set), a.workload, a.base,
+                       recipe)
+        Path(result_path).write_text(json.dumps(r, indent=2))
         return
-
-    import torch
-    import transformers
-
-    model_dir = Path(a.model_dir)
     if not (model_dir / "config.json").exists():
-        make_random_model(model_dir)
+        make_random_model(model_dir, a.family)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    import bitsandbytes
-    import peft
-    import trl
-
-    if out.exists():  # append to the runs of an earlier invocation
-        report = json.loads(out.read_text())
-        report["runs"] = report.get("runs", [])
-    else:
-        report = None
-    report = report or {
-        "what": "Qwen2.5-7B shape, random fp16 weights, NF4 + double quantization, LoRA r=16 alpha=32 all "
-                "linear layers, full-length random token sequences, under a 14.5 GiB cap "
-                "(torch.cuda.set_per_process_memory_fraction) to stand for a Colab T4",
-        "device": torch.cuda.get_device_name(0),
-        "cap_gib": CAP_GIB,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "peft": peft.__version__, "trl": trl.__version__, "bitsandbytes": bitsandbytes.__version__},
-        "runs": [],
-    }
+    report = json.loads(out.read_text()) if out.exists() else {
+        "what": "7B shapes with random fp16 weights, NF4 + double quantization, LoRA on all linear layers, under the "
+                "t4 profile's memory cap (torch.cuda.set_per_process_memory_fraction) to stand for a Colab T4",
+        "runs": []}
+    report.update(device=device_name(), versions=versions())
     for recipe in a.recipes.split(","):
         for shape in a.shapes.split(","):
             length, batch = (int(x) for x in shape.split("x"))
             result_path = f"/tmp/bench-result-{recipe}-{shape}.json"
-            t0 = time.time()
-            proc = subprocess.run([sys.executable, __file__, "--model-dir", str(model_dir), "--set", a.set, "--child", recipe,
-                                   str(length), str(batch), str(a.steps), result_path],
-                                  capture_output=True, text=True)
-            if proc.returncode == 0 and Path(result_path).exists():
-                r = json.loads(Path(result_path).read_text())
-            else:
-                r = {"recipe": recipe, "max_length": length, "batch": batch, "status": "crashed",
-                     "error": proc.stderr[-1500:]}
-            r["wall_s"] = time.time() - t0
+            r = spawn([__file__, "--model-dir", str(model_dir), "--set", a.set, "--workload", a.workload,
+                       "--base", a.base, "--child", recipe, str(length), str(batch), str(a.steps), result_path],
+                      result_path)
+            r.setdefault("recipe", recipe), r.setdefault("max_length", length), r.setdefault("batch", batch)
             report["runs"].append(r)
             out.write_text(json.dumps(report, indent=2) + "\n")
-            log(f"{recipe:14s} {a.set} {shape:7s} {r.get('status')}: peak alloc {r.get('peak_allocated_gib', 0):.2f} GiB, "
-                f"reserved {r.get('peak_reserved_gib', 0):.2f} GiB, plan {r.get('plan_total_gib', 0):.2f} GiB, "
-                f"{r.get('tokens_per_s', 0):,.0f} tok/s, load {r.get('load_s', 0):.0f} s, {r.get('error', '')[:160]}")
+            log(f"{recipe:14s} {a.set} {shape:7s} {r.get('status')}: peak alloc {r.get('peak_allocated_gib', 0):.2f} "
+                f"GiB, reserved {r.get('peak_reserved_gib', 0):.2f} GiB, plan {r.get('plan_total_gib', 0):.2f} GiB, "
+                f"{r.get('tokens_per_s', 0):,.0f} tok/s, {r.get('error', '')[:160]}")
     log(f"results: {out}")
 
 

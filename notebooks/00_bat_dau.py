@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown] tags=["colab-badge"]
-# # Notebook 0: Kiểm tra môi trường và chạy mô hình đầu tiên
+# # Notebook — Kiểm tra môi trường và chạy mô hình đầu tiên
 #
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/00_bat_dau.ipynb)
 #
@@ -23,7 +23,7 @@
 # :::
 
 # %% tags=["colab-install", "hide-input"]
-# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
+# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) phần cài đặt không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess
 import sys
@@ -37,11 +37,15 @@ if "google.colab" in sys.modules:
         "bitsandbytes==0.50.2",
         "accelerate==1.15.0",
         "datasets==5.2.0",
-        "evaluate==0.4.6",
         "rouge-score==0.1.2",
         "matplotlib==3.11.2",
+        "liger-kernel==0.8.5",
         "course_utils @ git+https://github.com/tinh-chinh-llm/tinh-chinh-llm@main",
     ], check=True)
+
+from course_utils.compat import quiet_logs
+
+quiet_logs()  # ẩn các thông báo người học không cần xử lý (xem course_utils/compat.py)
 
 # %% [markdown]
 # Notebook này làm bốn việc, theo đúng thứ tự mà mọi notebook sau của khóa học đều làm:
@@ -126,9 +130,19 @@ answer = generate_answers(model, tokenizer, [messages], max_new_tokens=60)[0]
 print(f"[{profile.model_id}] {answer}")
 
 # %% [markdown]
-# Với profile `tiny`, câu trả lời trên đến từ một mô hình chỉ khoảng 1,3 triệu tham số, mới được
-# huấn luyện trước (pre-train) một phút trên một đoạn văn tiếng Việt ngắn: nó viết ra chữ tiếng Việt
+# Với profile `tiny`, câu trả lời trên đến từ mô hình tiny: khoảng 1,3 triệu tham số, mới được
+# tiền huấn luyện (pre-training) chừng một phút trên một đoạn văn tiếng Việt ngắn. Nó viết ra chữ tiếng Việt
 # nhưng chưa biết trả lời câu hỏi. Trên Colab với GPU T4, cùng ô lệnh này chạy Qwen2.5-7B-Instruct.
 
 # %%
 print(f"Notebook này đã chạy với profile '{profile.name}', mô hình {profile.model_id}.")
+
+# %% [markdown]
+# ## Các con số của chương
+#
+# Mọi con số mà trang của chương và notebook này nêu, tính lại từ `course_utils` (ở đây: từ cấu hình của mô hình tiny):
+
+# %%
+from course_utils.figures import show_figures
+
+show_figures("00_bat_dau")

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown] tags=["colab-badge"]
-# # Notebook 1: Giới thiệu: LLM, tinh chỉnh và hệ sinh thái Hugging Face
+# # Notebook — Giới thiệu: LLM, tinh chỉnh và hệ sinh thái Hugging Face
 #
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/01_gioi_thieu.ipynb)
 #
@@ -23,7 +23,7 @@
 # :::
 
 # %% tags=["colab-install", "hide-input"]
-# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
+# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) phần cài đặt không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess
 import sys
@@ -37,32 +37,36 @@ if "google.colab" in sys.modules:
         "bitsandbytes==0.50.2",
         "accelerate==1.15.0",
         "datasets==5.2.0",
-        "evaluate==0.4.6",
         "rouge-score==0.1.2",
         "matplotlib==3.11.2",
+        "liger-kernel==0.8.5",
         "course_utils @ git+https://github.com/tinh-chinh-llm/tinh-chinh-llm@main",
     ], check=True)
 
+from course_utils.compat import quiet_logs
+
+quiet_logs()  # ẩn các thông báo người học không cần xử lý (xem course_utils/compat.py)
+
 # %% [markdown]
-# Notebook này đi cùng chương 1. Nó không huấn luyện gì cả; nó làm bốn việc mà chương chỉ kể:
+# Notebook này đi cùng trang lý thuyết của chương. Nó không huấn luyện gì cả; nó làm những việc mà trang chỉ kể:
 #
 # 1. điểm danh các thư viện Hugging Face mà khóa học dùng;
-# 2. chuyển một bản ghi giữa hai định dạng dữ liệu Alpaca và ShareGPT, rồi xem mô hình thực sự đọc gì;
-# 3. đếm tham số của Qwen2.5-7B chỉ từ file cấu hình, rồi đối chiếu với transformers;
+# 2. dữ liệu: chuyển một bản ghi giữa Alpaca và ShareGPT, xem mô hình thực sự đọc gì, kiểm tra rằng ba tập dữ liệu
+#    không lọt vào nhau, xem mặt nạ của loss có chứa token kết thúc lượt, và xem các mẫu ghép (packing) có nhìn
+#    thấy nhau không;
+# 3. đếm tham số của Qwen2.5-7B chỉ từ file cấu hình, rồi đối chiếu với transformers và peft;
 # 4. tính bộ nhớ cần để huấn luyện mô hình đó theo ba cách: tinh chỉnh toàn bộ, LoRA và QLoRA.
 #
 # Mọi phép tính về mô hình 7B ở đây chỉ dùng cấu hình (`config.json`), không tải trọng số, nên chạy
-# được trên CPU trong vài giây.
+# được trên CPU. Mọi phép thử trên mô hình thật dùng mô hình tiny.
 
 # %% [markdown]
-# ## 1. Các thư viện
+# ## Các thư viện
 #
 # Mỗi thư viện lo một việc; khóa học dùng cả bảy.
 
 # %%
 import importlib
-
-import course_utils  # noqa: F401 (trước bitsandbytes: ẩn một cảnh báo vô hại của nó trên CPU)
 
 roles = {
     "transformers": "kiến trúc mô hình, from_pretrained, Trainer, chat template",
@@ -78,16 +82,20 @@ for name, role in roles.items():
     print(f"{name:<13} {module.__version__:<9} {role}")
 
 # %% [markdown]
-# ## 2. Dữ liệu: Alpaca, ShareGPT và thứ mô hình thực sự đọc
+# ## Dữ liệu
 #
-# Bộ dữ liệu của khóa học (216 bản ghi huấn luyện, 27 kiểm định, 27 kiểm tra, đều về chủ đề của khóa
-# học) được lưu ở định dạng **Alpaca**: mỗi bản ghi có `instruction`, `input` (có thể rỗng) và `output`.
+# ### Alpaca, ShareGPT và thứ mô hình thực sự đọc
+#
+# Bộ dữ liệu của khóa học được lưu ở định dạng **Alpaca**: mỗi bản ghi có `instruction`, `input` (có thể rỗng)
+# và `output`.
 
 # %%
-from course_utils.data import alpaca_to_messages, alpaca_to_sharegpt, load_split, sharegpt_to_alpaca
+from course_utils.data import SPLITS, alpaca_to_messages, alpaca_to_sharegpt, load_split, sharegpt_to_alpaca
 
-train = load_split("train")
-print({split: len(load_split(split)) for split in ("train", "validation", "test")})
+splits = {split: load_split(split) for split in SPLITS}
+train = splits["train"]
+print({split: len(records) for split, records in splits.items()})
+print("có input:", {split: sum(bool(r["input"]) for r in records) for split, records in splits.items()})
 record = next(r for r in train if r["input"])  # một bản ghi có cả input
 record
 
@@ -132,11 +140,99 @@ assert tokenizer.decode(ids) == text  # chuỗi và dãy token là một, chỉ 
 
 # %% [markdown]
 # Bộ tách từ của mô hình tiny được học trên một đoạn văn tiếng Việt ngắn: nhiều âm tiết tiếng Việt (kèm dấu
-# cách đứng trước) là một token, còn từ tiếng Anh `system` bị cắt vụn. Đó cũng là lý do Vistral mở rộng bộ tách từ của Mistral
-# bằng token tiếng Việt: cùng một câu, ít token hơn thì chuỗi ngắn hơn, huấn luyện và sinh nhanh hơn.
+# cách đứng trước) là một token, còn từ tiếng Anh `system` bị cắt vụn. Đó cũng là lý do Vistral mở rộng bộ tách từ
+# của Mistral bằng token tiếng Việt: cùng một câu, ít token hơn thì chuỗi ngắn hơn, huấn luyện và sinh nhanh hơn.
 
 # %% [markdown]
-# ## 3. Qwen2.5-7B có bao nhiêu tham số?
+# ### Ba tập dữ liệu không lọt vào nhau
+#
+# Một câu hỏi của tập kiểm định mà đã có trong tập huấn luyện thì loss kiểm định đo trí nhớ, không đo khả năng
+# tổng quát hóa. Ta so từng cặp tập: cùng `instruction`, cùng `output`, hay cùng cả hai sau khi chuẩn hóa (NFC,
+# chữ thường, gộp khoảng trắng) để bắt cả những bản gần trùng chỉ khác hoa thường hay dấu cách.
+
+# %%
+import re
+import unicodedata
+from itertools import combinations
+
+
+def normalized(text):
+    """NFC, lower case, one space between words: two texts that differ only in that compare equal."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text).lower()).strip()
+
+
+keys = {
+    "instruction": lambda r: normalized(r["instruction"]),
+    "output": lambda r: normalized(r["output"]),
+    "instruction + input": lambda r: normalized(r["instruction"] + " " + r["input"]),
+}
+for a, b in combinations(SPLITS, 2):
+    shared = {name: len({key(r) for r in splits[a]} & {key(r) for r in splits[b]}) for name, key in keys.items()}
+    print(f"{a} ∩ {b}: {shared}")
+    assert not any(shared.values()), f"có bản ghi lọt giữa {a} và {b}"
+
+# %% [markdown]
+# Không có bản ghi nào chung giữa các tập. Phép kiểm tra này chỉ bắt được bản trùng hoặc gần trùng về chữ; hai câu
+# hỏi cùng ý nhưng diễn đạt khác nhau thì nó không thấy.
+#
+# ### Token kết thúc lượt nằm trong mặt nạ
+#
+# `assistant_mask` trả về dãy token của một hội thoại và mặt nạ của loss: 1 ở những token mà loss tính đến (câu trả
+# lời của trợ lý), 0 ở chỗ còn lại. Ta in các token có mặt nạ 1 ở cuối câu trả lời.
+
+# %%
+from course_utils.templates import assistant_mask
+
+ids, mask = assistant_mask(tokenizer, messages)
+trained = [tokenizer.decode([i]) for i, m in zip(ids, mask) if m]
+print(f"{sum(mask)} trên {len(ids)} token nằm trong loss; 6 token cuối trong loss: {trained[-6:]}")
+im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+last_answer_token = max(i for i, m in enumerate(mask) if m)
+assert ids[last_answer_token] == im_end  # token kết thúc lượt là token cuối cùng mà loss dạy
+assert tokenizer.decode([i for i, m in zip(ids, mask) if m]) == record["output"] + "<|im_end|>"
+
+# %% [markdown]
+# Mặt nạ gồm đúng câu trả lời cộng `<|im_end|>`: mô hình học cả việc *dừng*. Phần hệ thống, câu hỏi và tiêu đề
+# `<|im_start|>assistant` nằm ngoài loss.
+#
+# ### Packing: các mẫu ghép có nhìn thấy nhau không?
+#
+# Với `packing_strategy="bfd"`, collator của TRL nối các mẫu thành một hàng, đếm lại `position_ids` từ 0 ở đầu mỗi
+# mẫu và không gửi `attention_mask`. Ta dùng đúng collator ấy với hai mẫu, rồi so logits của mẫu thứ hai khi đứng
+# một mình và khi nằm sau mẫu thứ nhất, trên mô hình tiny với attention SDPA (cái mà một T4 dùng).
+
+# %%
+import torch
+from transformers import AutoModelForCausalLM
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+from course_utils.models import model_path
+
+tiny_dir = model_path(tiny)
+tiny_sdpa = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
+first, second = (tokenizer(r["output"], add_special_tokens=False)["input_ids"][:20] for r in train[:2])
+
+collator = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)
+batch = collator([{"input_ids": first}, {"input_ids": second}])
+print("collator trả về:", sorted(batch), "\nposition_ids:", batch["position_ids"].tolist())
+
+with torch.no_grad():
+    alone = tiny_sdpa(input_ids=torch.tensor([second]), use_cache=False).logits[0]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    packed = tiny_sdpa(**inputs, use_cache=False).logits[0, len(first):]
+    ones = torch.ones_like(batch["input_ids"])  # một attention_mask toàn số 1, như khi ghép kiểu "wrapped"
+    mixed = tiny_sdpa(input_ids=batch["input_ids"], attention_mask=ones, use_cache=False).logits[0, len(first):]
+packed_gap, mixed_gap = (packed - alone).abs().max().item(), (mixed - alone).abs().max().item()
+print(f"sai khác lớn nhất so với khi đứng một mình: ghép kiểu bfd {packed_gap:.1e}, có attention_mask toàn 1 {mixed_gap:.2f}")
+assert "attention_mask" not in batch and packed_gap < 1e-4 and mixed_gap > 0.1
+
+# %% [markdown]
+# Với các phiên bản mà khóa học ghim, SDPA giữ các mẫu ghép tách nhau nhờ `position_ids`: transformers dựng một mặt
+# nạ khối chéo từ chúng. Khi lời gọi có `attention_mask` toàn số 1, mẫu thứ hai nhìn thấy mẫu thứ nhất và logits của
+# nó đổi hẳn. Khóa học vẫn đặt `packing=False`: mỗi mẫu một hàng, không phụ thuộc vào chi tiết ấy.
+
+# %% [markdown]
+# ## Qwen2.5-7B có bao nhiêu tham số?
 #
 # Ghi chú gốc của khóa học chép cấu hình Qwen 7B là hidden 4096, 32 head. Đó là số của Qwen1/Qwen1.5-7B,
 # Llama-2-7B và Mistral-7B, không phải của Qwen2.5-7B. `qwen25_7b_config()` chứa đúng các giá trị trong
@@ -212,7 +308,7 @@ from course_utils.configs import count_lora_params
 t4 = get_profile("t4")
 shapes = linear_shapes(cfg)
 n_lora = n_layers * sum(t4.lora_r * (out_f + in_f) for out_f, in_f in shapes.values())
-print(f"LoRA r={t4.lora_r}: {n_lora:,} tham số huấn luyện, {n_lora / total:.2%} của mô hình gốc")
+print(f"LoRA r={t4.lora_r}: {n_lora:,} tham số huấn luyện, {n_lora / total:.2%} của mô hình nền")
 assert n_lora == count_lora_params(cfg, t4.lora_r, "all-linear")
 
 # %% [markdown]
@@ -230,7 +326,7 @@ assert trainable == n_lora
 del peft_model, qwen_meta
 
 # %% [markdown]
-# ## 4. Bộ nhớ khi huấn luyện
+# ## Bộ nhớ khi huấn luyện
 #
 # Trong một bước huấn luyện, bộ nhớ GPU chứa năm thứ:
 #
@@ -238,7 +334,7 @@ del peft_model, qwen_meta
 # - **gradient** của những tham số được huấn luyện;
 # - **trạng thái bộ tối ưu** (optimizer state): AdamW giữ hai con số (mô-men bậc một và bậc hai) cho mỗi tham số được huấn luyện;
 # - **activation**: các giá trị trung gian của lượt truyền xuôi mà lượt lan truyền ngược cần dùng lại;
-# - **bộ nhớ tạm**: logits, hàm mất mát, các tensor sống trong chốc lát.
+# - **bộ nhớ tạm**: logits, hàm mất mát, các tensor sống trong chốc lát (xem phần logits bên dưới).
 #
 # Ba phần đầu tỉ lệ với số tham số; hai phần sau tỉ lệ với số token trong batch.
 #
@@ -264,12 +360,8 @@ print(f"NF4 với lượng tử hóa kép: {bits_per_param_4bit(True):.3f} bit m
 # Đối chiếu với thư viện: nạp mô hình tiny ở fp16 rồi cộng số byte của các tham số.
 
 # %%
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig
 
-from course_utils.models import model_path, quiet_progress_bars
-
-quiet_progress_bars()  # mô hình tiny nạp trong chớp mắt: không cần thanh tiến trình
-tiny_dir = model_path(tiny)
 tiny_cfg = AutoConfig.from_pretrained(tiny_dir)
 tiny_fp16 = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float16)
 param_bytes = sum(p.numel() * p.element_size() for p in tiny_fp16.parameters())
@@ -307,8 +399,20 @@ assert round(sum(measured["AdamW"].values()), 3) == 8.0
 assert round(sum(measured["AdamW8bit"].values()), 1) == 2.0
 
 # %% [markdown]
-# `step` và `qmap` (bảng 256 mức của lượng tử hóa) có kích thước cố định, không đáng kể. `course_utils`
-# tính trạng thái 8-bit là đúng 2 byte mỗi tham số, bỏ qua phần `absmax` (dưới 2%).
+# `step` và `qmap` (bảng 256 mức của lượng tử hóa) có kích thước cố định, không đáng kể. Phần `absmax` thì tỉ lệ
+# với số tham số; so phép đo với cách tính của khóa học (một số fp32 cho mỗi khối 256 giá trị, mỗi trạng thái):
+
+# %%
+from course_utils.figures.ch01 import absmax_share
+
+eight = measured["AdamW8bit"]
+absmax = sum(v for k, v in eight.items() if k.startswith("absmax"))
+states = absmax + sum(v for k, v in eight.items() if k.startswith("state"))
+print(f"absmax: {absmax / states:.2%} của hai trạng thái (đo); {absmax_share():.2%} (tính)")
+assert abs(absmax / states - absmax_share()) < 1e-4
+
+# %% [markdown]
+# `course_utils` tính trạng thái 8-bit là đúng 2 byte mỗi tham số, bỏ qua phần `absmax`: khoảng 1,5% của trạng thái.
 
 # %% [markdown]
 # ### Tinh chỉnh toàn bộ: 16 byte mỗi tham số, trước cả activation
@@ -325,15 +429,17 @@ print(f"Với bộ tối ưu 8-bit (2 byte thay cho 8): {total * (2 + 4 + 2 + 2)
 # %% [markdown]
 # ### Ba cách huấn luyện, cùng một mô hình
 #
-# `estimate_training_memory` ghép đủ năm phần cho một bước huấn luyện với profile `t4` (batch 2,
-# `max_length` 1024, gradient checkpointing, `paged_adamw_8bit`). Activation và logits được tính bằng
+# `estimate_training_memory` ghép đủ năm phần cho một bước huấn luyện với công thức cơ bản của profile `t4`
+# (batch 2, `max_length` 1024, gradient checkpointing, `paged_adamw_8bit`; chưa có kernel của Liger và offload
+# activation mà chương thực hành QLoRA bật thêm). Activation và logits được tính bằng
 # hệ số đã hiệu chỉnh theo phép đo thật (xem chương thực hành QLoRA). Ngân sách 14,5 GiB là phần dùng
 # được của một T4 16 GB; dòng "Cần" cộng thêm 10% cho bộ cấp phát bộ nhớ của PyTorch.
 
 # %%
 from course_utils.memory import estimate_training_memory
 
-plans = {m: estimate_training_memory(cfg, t4, method=m) for m in ("full", "lora", "qlora")}
+plain = t4.replace(use_liger_kernel=False, offload_activations=False)  # the plain recipe
+plans = {m: estimate_training_memory(cfg, plain, method=m) for m in ("full", "lora", "qlora")}
 for method, plan in plans.items():
     print(f"=== {method} ===")
     print(plan.table(), end="\n\n")
@@ -351,6 +457,43 @@ for method, plan in plans.items():
     print(f"{method:<6} tổng {plan.total / GIB:6.2f} GiB, cần {plan.needed_bytes / GIB:6.2f} GiB: "
           f"{'vừa' if plan.fits else 'không vừa'} ngân sách {t4.memory_budget_gib} GiB")
 assert [p.fits for p in plans.values()] == [False, False, True]
+
+# %% [markdown]
+# ### Logits: điều TRL thực sự làm
+#
+# Một lượt truyền xuôi thông thường trả về logits cho mọi vị trí trên toàn bộ từ vựng, và hàm mất mát của
+# transformers đổi chúng sang fp32. Với Qwen2.5-7B và profile `t4`, riêng tensor fp32 ấy đã là:
+
+# %%
+from course_utils.figures.ch01 import naive_logits_bytes
+
+for batch_size in (1, t4.per_device_train_batch_size):
+    print(f"batch {batch_size} × {t4.max_length} token × {cfg.vocab_size:,} × 4 byte = "
+          f"{naive_logits_bytes(cfg, batch_size, t4.max_length) / 2**20:,.0f} MiB")
+
+# %% [markdown]
+# `SFTTrainer` của TRL không giữ tensor ấy. Nó gắn vào mô hình một đầu LM hợp nhất (`add_fused_lm_head`): khi được
+# gọi với `fused_lm_head=True`, mô hình chiếu qua `lm_head` từng khối token một và chỉ trả về log-xác suất của token
+# đúng ở mỗi vị trí. Thử trên mô hình tiny, với nhãn chỉ ở câu trả lời (ngoài mặt nạ là -100):
+
+# %%
+from trl.trainer.utils import add_fused_lm_head
+
+fused = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
+add_fused_lm_head(fused)
+x = torch.tensor([ids])
+labels = torch.tensor([[i if m else -100 for i, m in zip(ids, mask)]])
+with torch.no_grad():
+    plain = fused(input_ids=x, labels=labels)  # lượt truyền xuôi thông thường
+    tiled = fused(input_ids=x, labels=labels, fused_lm_head=True)  # như SFTTrainer gọi
+print(f"thông thường: logits {tuple(plain.logits.shape)}, loss {plain.loss:.4f}")
+print(f"hợp nhất: các trường {list(tiled.keys())}, loss {tiled.loss:.4f}")
+assert "logits" not in tiled and torch.allclose(plain.loss, tiled.loss, atol=1e-5)
+
+# %% [markdown]
+# Cùng một loss, nhưng không có tensor logits (batch, độ dài, từ vựng) nào được giữ. Trên GPU CUDA có Triton, TRL
+# chỉ chiếu những vị trí có nhãn khác -100, nên bộ nhớ của phần này tăng theo số token của câu trả lời; dòng
+# "Logits và hàm mất mát" của bảng trên là ước lượng của khóa học cho một khối như vậy.
 
 # %% [markdown]
 # ### Siêu tham số và bộ nhớ
@@ -374,7 +517,8 @@ for length in (512, 1024, 2048, 4096):
           f"tổng {plan.total / GIB:5.2f} GiB, {'vừa' if plan.fits else 'không vừa'}")
 
 # %% [markdown]
-# **Tốc độ học.** Profile `t4` dùng `learning_rate` = 2e-4, trong khoảng 1e-4 đến 2e-4 thường dùng cho LoRA.
+# **Tốc độ học.** Profile `t4` dùng `learning_rate` = 2e-4, giá trị mà các script huấn luyện của bài báo QLoRA
+# dùng cho mô hình 7B và 13B (trang của chương ghi nguồn).
 # Profile `tiny` dùng 2e-3: mô hình tiny và vài chục bước huấn luyện là một chế độ khác hẳn, đừng
 # mang con số đó sang mô hình 7B.
 
@@ -391,21 +535,23 @@ for name in ("t4", "tiny"):
 # ```{exercise-start}
 # :label: bt-01-1
 # ```
-# Ghép mỗi mô tả với cách tinh chỉnh: `"tự giám sát"`, `"có giám sát"` hay `"tăng cường"`.
+# **Ba nguồn tín hiệu học.** Ghép mỗi mô tả với cách tinh chỉnh: `"tự giám sát"`, `"có giám sát"` hay `"tăng cường"`.
 #
 # - (a) Huấn luyện tiếp Mistral-7B trên hàng tỉ token văn bản tiếng Việt thô, dự đoán token tiếp theo.
-# - (b) Huấn luyện trên 216 cặp câu hỏi – câu trả lời mẫu của khóa học.
+# - (b) Huấn luyện trên các cặp câu hỏi – câu trả lời mẫu của khóa học.
 # - (c) Người chấm xếp hạng hai câu trả lời; mô hình được tối ưu để được chấm điểm cao hơn.
 #
-# Điền vào từ điển `ways` rồi chạy ô kiểm tra.
-# ```{exercise-end}
-# ```
+# Gán cho `ways` một từ điển `{"a": ..., "b": ..., "c": ...}` rồi chạy ô kiểm tra.
 
 # %%
 from course_utils.exercises.gioi_thieu import check_fine_tuning_ways
 
-ways = {"a": "...", "b": "...", "c": "..."}  # điền vào đây
+ways = ...  # thay ... bằng câu trả lời của bạn
 check_fine_tuning_ways(ways);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
 
 # %% [markdown]
 # ```{solution-start} bt-01-1
@@ -424,18 +570,21 @@ assert check_fine_tuning_ways(ways)
 # ```{exercise-start}
 # :label: bt-01-2
 # ```
-# Đếm số tham số của Vistral-7B-Chat từ `vistral_7b_config()` theo đúng cách ở mục 3, không dùng
-# `parameter_counts`. Lưu ý: kiến trúc Mistral không có bias ở `q_proj`, `k_proj`, `v_proj`.
-# ```{exercise-end}
-# ```
+# **Tham số của Vistral-7B-Chat.** Đếm số tham số của Vistral-7B-Chat từ `vistral_7b_config()` theo đúng cách đếm
+# Qwen2.5-7B ở trên, không dùng `parameter_counts`, và gán kết quả cho `n_vistral`. Lưu ý: kiến trúc Mistral không
+# có bias ở `q_proj`, `k_proj`, `v_proj`.
 
 # %%
 from course_utils.configs import vistral_7b_config
 from course_utils.exercises.gioi_thieu import check_vistral_params
 
 vcfg = vistral_7b_config()
-n_vistral = 0  # thay bằng phép đếm của bạn
+n_vistral = ...  # thay ... bằng câu trả lời của bạn
 check_vistral_params(n_vistral);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
 
 # %% [markdown]
 # ```{solution-start} bt-01-2
@@ -458,17 +607,20 @@ assert check_vistral_params(n_vistral)
 # ```{exercise-start}
 # :label: bt-01-3
 # ```
-# Viết tay bản ghi ShareGPT (không có lượt system) tương ứng với bản ghi Alpaca dưới đây, rồi kiểm tra.
-# Sau đó trả lời cho chính mình: vì sao một hội thoại ShareGPT ba lượt hỏi – đáp không chuyển được sang Alpaca?
-# ```{exercise-end}
-# ```
+# **Alpaca sang ShareGPT bằng tay.** Viết tay bản ghi ShareGPT (không có lượt system) tương ứng với bản ghi Alpaca
+# `alpaca` dưới đây, gán cho `my_sharegpt`, rồi kiểm tra. Sau đó trả lời cho chính mình: vì sao một hội thoại
+# ShareGPT ba lượt hỏi – đáp không chuyển được sang Alpaca?
 
 # %%
 from course_utils.exercises.gioi_thieu import check_sharegpt_record
 
 alpaca = {"instruction": "Dịch sang tiếng Anh.", "input": "Tinh chỉnh", "output": "Fine-tuning"}
-my_sharegpt = {"conversations": []}  # điền vào đây
+my_sharegpt = ...  # thay ... bằng câu trả lời của bạn
 check_sharegpt_record(my_sharegpt, alpaca);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
 
 # %% [markdown]
 # ```{solution-start} bt-01-3
@@ -485,6 +637,8 @@ assert check_sharegpt_record(my_sharegpt, alpaca)
 # %% [markdown]
 # Alpaca chỉ có một chỗ cho câu hỏi và một chỗ cho câu trả lời; các lượt trước phải bỏ đi, hoặc nhồi
 # vào `input`, và khi đó mô hình không còn học được cấu trúc hội thoại.
+
+# %% [markdown]
 # ```{solution-end}
 # ```
 
@@ -492,17 +646,19 @@ assert check_sharegpt_record(my_sharegpt, alpaca)
 # ```{exercise-start}
 # :label: bt-01-4
 # ```
-# Một thử nghiệm nhỏ với `estimate_training_memory`: giữ batch 2 của profile `t4`, QLoRA,
-# `max_length` lớn nhất trong các giá trị 1024, 2048, 4096, 8192 mà ước lượng vẫn vừa ngân sách T4
-# (`plan.fits`) là bao nhiêu?
-# ```{exercise-end}
-# ```
+# **`max_length` lớn nhất cho QLoRA trên T4.** Một thử nghiệm nhỏ với `estimate_training_memory`: giữ batch của
+# profile `t4`, phương pháp QLoRA; trong các giá trị 1024, 2048, 4096, 8192, `max_length` lớn nhất mà ước lượng
+# vẫn vừa ngân sách T4 (`plan.fits`) là bao nhiêu? Gán nó cho `best_length`.
 
 # %%
 from course_utils.exercises.gioi_thieu import check_qlora_max_length
 
-best_length = 0  # thay bằng kết quả thử nghiệm của bạn
+best_length = ...  # thay ... bằng câu trả lời của bạn
 check_qlora_max_length(best_length);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
 
 # %% [markdown]
 # ```{solution-start} bt-01-4
@@ -519,3 +675,17 @@ assert check_qlora_max_length(best_length)
 # %% [markdown]
 # ```{solution-end}
 # ```
+
+# %% [markdown]
+# ## Các con số của chương
+#
+# Mọi con số mà trang của chương và notebook này nêu, tính lại bằng `course_utils` (hằng số trích từ tài liệu
+# có ghi nguồn trong `course_utils.figures.ch01`):
+
+# %%
+import pandas as pd
+
+from course_utils.figures import show_figures
+
+pd.set_option("display.max_rows", 100)  # cả bảng, không cắt ở giữa
+show_figures("01_gioi_thieu")

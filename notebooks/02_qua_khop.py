@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown] tags=["colab-badge"]
-# # Notebook 2: Quá khớp và tác vụ downstream
+# # Notebook — Quá khớp và tác vụ downstream
 #
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/02_qua_khop.ipynb)
 #
@@ -23,7 +23,7 @@
 # :::
 
 # %% tags=["colab-install", "hide-input"]
-# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
+# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) phần cài đặt không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess
 import sys
@@ -37,16 +37,21 @@ if "google.colab" in sys.modules:
         "bitsandbytes==0.50.2",
         "accelerate==1.15.0",
         "datasets==5.2.0",
-        "evaluate==0.4.6",
         "rouge-score==0.1.2",
         "matplotlib==3.11.2",
+        "liger-kernel==0.8.5",
         "course_utils @ git+https://github.com/tinh-chinh-llm/tinh-chinh-llm@main",
     ], check=True)
+
+from course_utils.compat import quiet_logs
+
+quiet_logs()  # ẩn các thông báo người học không cần xử lý (xem course_utils/compat.py)
 
 # %% [markdown]
 # Notebook này dùng mô hình tiny của khóa học để thấy tận mắt ba điều:
 #
-# 1. **upstream**: mô hình đã được tiền huấn luyện trên văn bản gì, và nó làm được gì sau bước đó;
+# 1. **upstream**: mô hình đã được tiền huấn luyện trên văn bản gì, nó làm được gì sau bước đó, và loss của nó
+#    trên văn bản đã đọc, văn bản chưa đọc và câu trả lời theo mẫu hội thoại;
 # 2. **downstream**: tinh chỉnh nó trên khoảng 100 cặp hỏi – đáp, lặp lại nhiều epoch, cho đến khi nó
 #    quá khớp: loss huấn luyện tiếp tục giảm trong khi loss kiểm định quay đầu đi lên;
 # 3. bốn cách chống quá khớp, đo trên **cùng** thiết lập đó: dừng sớm, weight decay, LoRA dropout, thêm dữ liệu.
@@ -57,8 +62,6 @@ if "google.colab" in sys.modules:
 # 4 bit, và với 1,3 triệu tham số thì lượng tử hóa chẳng tiết kiệm được gì đáng kể.
 
 # %%
-import course_utils  # noqa: F401 (trước transformers: ẩn một cảnh báo vô hại của bitsandbytes trên CPU)
-
 import json
 import tempfile
 import warnings
@@ -66,6 +69,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 import transformers
 from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
 
@@ -79,7 +83,7 @@ warnings.filterwarnings("ignore", message=".*pin_memory.*")  # Trainer trên má
 SEED = 0
 
 # %% [markdown]
-# ## 1. Upstream: mô hình tiny đã học gì
+# ## Upstream: mô hình tiny đã học gì
 #
 # `course_utils.tiny` dựng mô hình tiny một lần rồi lưu lại: một bộ tách từ BPE học trên một đoạn văn
 # tiếng Việt ngắn (`corpus_text()`), rồi một Qwen2 nhỏ được tiền huấn luyện trên chính đoạn văn đó, đoán token
@@ -99,8 +103,8 @@ print(f"{info['pretrain_steps']} bước × {tiny.PRETRAIN_BATCH} đoạn × {ti
       f"tức khoảng {tokens_seen / info['corpus_tokens']:.0f} lượt qua kho văn bản {info['corpus_tokens']:,} token")
 
 # %% [markdown]
-# Mô hình đã đọc kho văn bản nhỏ ấy khoảng 30 lần, nên nó thuộc khá kỹ văn phong của kho. Ta cho nó viết tiếp
-# một câu mở đầu, rồi hỏi nó một câu theo mẫu hội thoại. (Đây là đầu ra của mô hình tiny 1,3 triệu tham số.)
+# Mô hình đã đọc kho văn bản nhỏ ấy khoảng 30 lần. Ta cho nó viết tiếp một câu mở đầu, rồi hỏi nó một câu theo
+# mẫu hội thoại. (Đây là đầu ra của mô hình tiny 1,3 triệu tham số.)
 
 # %%
 set_seed(SEED)
@@ -116,22 +120,66 @@ print("Hỏi đáp :", generate_answers(model, tokenizer, [question], max_new_to
 
 # %% [markdown]
 # Viết tiếp văn bản là đúng việc của bước tiền huấn luyện. Trả lời một câu hỏi theo mẫu hội thoại thì mô hình
-# chưa từng được dạy: đó là một **tác vụ downstream**. Hàm mất mát sẽ cho thấy khoảng cách ấy ngay ở bước 0 của
-# lần tinh chỉnh dưới đây, trước khi mô hình học gì.
+# chưa từng được dạy: đó là một **tác vụ downstream**.
 #
-# ## 2. Downstream: tinh chỉnh cho đến khi quá khớp
+# ### So cho đúng cặp: loss trên văn bản đã đọc, chưa đọc, và trong mẫu hội thoại
 #
-# Thiết lập cố ý làm cho quá khớp đến nhanh: LoRA hạng 64 trên mọi lớp tuyến tính (gần nửa số tham số của chính
-# mô hình tiny), tốc độ học 3e-3 không đổi, 48 bước với batch 8, tức gần năm epoch trên khoảng 80 mẫu. Cứ 4
-# bước (và một lần ở bước 0), trainer ghi loss huấn luyện (trung bình 4 bước vừa qua) và đo loss kiểm định trên
-# 16 bản ghi kiểm định.
+# Loss cuối của lần tiền huấn luyện (`final_train_loss` ở trên) được đo trên kho văn bản mô hình đọc đi đọc lại.
+# Đem nó so với loss trên câu trả lời của tập kiểm định là trộn hai thay đổi làm một: văn bản đã đọc → chưa đọc, và
+# viết tiếp văn bản thường → trả lời theo mẫu hội thoại. `upstream_losses` đo riêng từng bước:
+#
+# - `corpus`: kho văn bản tiền huấn luyện, cắt thành các đoạn 128 token như lúc tiền huấn luyện (đã đọc);
+# - `answers_plain`: các câu trả lời của tập kiểm định, mỗi câu đứng một mình như một đoạn văn (chưa đọc);
+# - `answers_chat`: chính các câu trả lời ấy, đặt sau câu hỏi trong mẫu hội thoại; loss chỉ tính trên các token
+#   của câu trả lời, đúng những token của dòng trên.
+#
+# Mô hình tiny đã đọc mọi đoạn của kho, nên không có đoạn nào của kho để giữ riêng; các câu trả lời kiểm định đóng vai
+# văn bản tiếng Việt chưa đọc, cùng chủ đề.
 
 # %%
-MAX_LENGTH = 80  # token mỗi mẫu: các mẫu dài hơn bị cắt
-N_TRAIN = 100  # bản ghi huấn luyện của thí nghiệm quá khớp
-N_EVAL = 16  # bản ghi kiểm định dùng để đo loss kiểm định
-STEPS = 48  # bước huấn luyện của mỗi lần chạy
-EVAL_EVERY = 4  # đo loss kiểm định sau mỗi 4 bước
+import math
+
+from course_utils.display import show_source
+from course_utils.figures.ch02 import upstream_losses
+
+show_source(upstream_losses)
+
+# %%
+losses = upstream_losses(model, tokenizer, load_split("validation"))
+uniform = math.log(model.config.vocab_size)  # loss của một mô hình đoán đều mọi token
+print(pd.DataFrame(losses).T.round(3))
+print(f"đoán đều mọi token trong {model.config.vocab_size} mục của từ vựng: ln = {uniform:.3f}")
+
+memorized = losses["answers_plain"]["loss"] - losses["corpus"]["loss"]  # đã đọc → chưa đọc, cùng việc
+chat_format = losses["answers_chat"]["loss"] - losses["answers_plain"]["loss"]  # cùng token, thêm mẫu hội thoại
+print(f"đã đọc → chưa đọc: {memorized:+.3f}; văn bản thường → mẫu hội thoại: {chat_format:+.3f}")
+assert losses["answers_plain"]["tokens"] == losses["answers_chat"]["tokens"]  # cùng những token câu trả lời
+assert memorized > 1 and abs(chat_format) < memorized / 4
+assert losses["answers_plain"]["loss"] > uniform - 1  # trên văn bản chưa đọc: gần mức đoán đều
+
+# %% [markdown]
+# Trên mô hình tiny, gần như toàn bộ khoảng cách đến từ việc văn bản là mới: trên văn bản chưa đọc, loss gần mức
+# đoán đều. Đặt cùng các câu trả lời ấy vào mẫu hội thoại chỉ đổi loss một chút. Mô hình tiny đã thuộc kho văn bản của
+# nó; một LLM thật, đọc hàng nghìn tỉ token không lặp lại nhiều, không ở trong tình trạng ấy.
+#
+# ## Downstream: tinh chỉnh cho đến khi quá khớp
+#
+# Thiết lập cố ý làm cho quá khớp đến nhanh: LoRA hạng 64 trên mọi lớp tuyến tính (số tham số LoRA bằng 46% số
+# tham số của chính mô hình tiny), tốc độ học 3e-3 không đổi, 48 bước với batch 8, tức gần năm epoch trên khoảng
+# 80 mẫu. Cứ 4 bước (và một lần ở bước 0), trainer ghi loss huấn luyện (trung bình 4 bước vừa qua) và đo loss
+# kiểm định trên 16 bản ghi kiểm định đầu (trừ những bản ghi mà TRL bỏ, xem dưới). Các thiết lập này nằm ở một
+# chỗ, `OVERFIT`, cũng là chỗ trang của chương đọc các con số nó nêu; muốn thử thiết lập khác, sửa ngay trong ô
+# dưới.
+
+# %%
+from course_utils.figures.ch02 import OVERFIT
+
+MAX_LENGTH = OVERFIT["max_length"]  # token mỗi mẫu: các mẫu dài hơn bị cắt
+N_TRAIN = OVERFIT["n_train"]  # bản ghi huấn luyện của thí nghiệm quá khớp
+N_EVAL = OVERFIT["n_eval"]  # bản ghi kiểm định dùng để đo loss kiểm định
+STEPS = OVERFIT["steps"]  # bước huấn luyện của mỗi lần chạy
+EVAL_EVERY = OVERFIT["eval_every"]  # số bước giữa hai lần đo loss kiểm định
+print(OVERFIT)
 
 train_records = load_split("train")
 train_small = to_training_dataset(train_records[:N_TRAIN], system=None)
@@ -140,11 +188,11 @@ val_data = to_training_dataset(load_split("validation")[:N_EVAL], system=None)
 
 profile = get_profile("tiny").replace(
     max_length=MAX_LENGTH,
-    learning_rate=3e-3,
+    learning_rate=OVERFIT["learning_rate"],
     lr_scheduler_type="constant",
     warmup_steps=0,
-    lora_r=64,
-    lora_alpha=128,
+    lora_r=OVERFIT["lora_r"],
+    lora_alpha=OVERFIT["lora_alpha"],
     lora_dropout=0.0,
     gradient_checkpointing=False,  # mô hình tiny: không cần đổi tính toán lấy bộ nhớ
 )
@@ -171,19 +219,20 @@ def run(name, train_data=train_small, callbacks=None, lora_overrides=None, **ove
 
 overfit = run("overfit")
 n_trainable, n_total = overfit.model.get_nb_trainable_parameters()
-print(f"Tham số LoRA được huấn luyện: {n_trainable:,} (mô hình gốc: {n_total - n_trainable:,})")
+print(f"Tham số LoRA được huấn luyện: {n_trainable:,} (mô hình nền: {n_total - n_trainable:,})")
 
 # %% [markdown]
 # `build_trainer` cắt mỗi mẫu còn `MAX_LENGTH` token, và TRL bỏ những mẫu mà phần câu trả lời bị cắt mất hoàn
-# toàn. Số mẫu thực sự dùng, và loss kiểm định ở bước 0 so với loss cuối của lần tiền huấn luyện:
+# toàn. Số mẫu thực sự dùng, và số epoch mà 48 bước với batch 8 tương ứng:
 
 # %%
 h = loss_history(overfit.state.log_history)
+batch_size = profile.per_device_train_batch_size
+epochs = {name: STEPS * batch_size / len(data) for name, data in (("100 bản ghi", overfit.train_dataset),)}
 print(f"{len(overfit.train_dataset)} trên {N_TRAIN} bản ghi huấn luyện, "
-      f"{len(overfit.eval_dataset)} trên {N_EVAL} bản ghi kiểm định")
-print(f"Loss kiểm định ở bước 0 (câu trả lời mẫu): {h['eval_loss'][0]:.3f}; "
-      f"loss cuối của lần tiền huấn luyện (kho văn bản): {info['final_train_loss']}")
-assert h["eval_step"][0] == 0 and h["eval_loss"][0] > info["final_train_loss"] + 1
+      f"{len(overfit.eval_dataset)} trên {N_EVAL} bản ghi kiểm định; "
+      f"{STEPS} bước × batch {batch_size} = {epochs['100 bản ghi']:.2f} epoch")
+assert 4.5 < epochs["100 bản ghi"] < 5 and abs(len(overfit.train_dataset) - 80) <= 5  # "gần năm epoch", "khoảng 80 mẫu"
 
 # %%
 best = min(range(len(h["eval_loss"])), key=h["eval_loss"].__getitem__)
@@ -207,11 +256,11 @@ assert h["train_loss"][-1] < train_at_best - 0.5
 # %% [markdown]
 # Sau bước có loss kiểm định thấp nhất, mỗi bước làm mô hình khớp hơn với khoảng 80 mẫu nó đang thuộc dần, còn
 # trên các mẫu chưa thấy thì không khá lên mà kém dần đi. Đường kiểm định dao động vì tập kiểm định ở đây rất nhỏ:
-# hãy nhìn xu hướng, đừng nhìn từng điểm. Bài tập 4 ở cuối đo trực tiếp khoảng cách giữa hai bên: loss trên chính
-# các mẫu đã học so với loss kiểm định.
+# hãy nhìn xu hướng, đừng nhìn từng điểm. Bài tập cuối notebook đo trực tiếp khoảng cách giữa hai bên: loss trên
+# chính các mẫu đã học so với loss kiểm định.
 
 # %% [markdown]
-# ## 3. Chống quá khớp, đo trên cùng thiết lập
+# ## Chống quá khớp, đo trên cùng thiết lập
 #
 # Bốn lần chạy nữa, mỗi lần đổi đúng một thứ so với lần chạy trên; cùng hạt giống ngẫu nhiên, cùng 48 bước.
 #
@@ -222,7 +271,7 @@ assert h["train_loss"][-1] < train_at_best - 0.5
 
 # %%
 early = run("early_stopping",
-            callbacks=[EarlyStoppingCallback(early_stopping_patience=3)],
+            callbacks=[EarlyStoppingCallback(early_stopping_patience=OVERFIT["patience"])],
             save_strategy="steps", save_steps=EVAL_EVERY,
             load_best_model_at_end=True, metric_for_best_model="eval_loss")
 early_history = loss_history(early.state.log_history)  # trước evaluate(), vì evaluate() ghi thêm một dòng
@@ -234,19 +283,31 @@ assert early.state.global_step < STEPS
 assert abs(early_final - min(early_evals)) < 1e-3
 
 # %% [markdown]
-# **Weight decay**: AdamW nhân mỗi trọng số với (1 − tốc độ học × weight decay) ở mỗi bước, kéo chúng dần về 0.
+# **Weight decay**: AdamW nhân mỗi tham số *được huấn luyện* với (1 − tốc độ học × weight decay) ở mỗi bước, kéo nó
+# dần về 0. Ở đây đó là A và B của LoRA; trọng số W của mô hình nền bị đóng băng, không được tối ưu nên không bị
+# kéo. Ô dưới kiểm tra cả hai điều trên chính trainer: bộ tối ưu chỉ giữ các tham số LoRA, và sau khi huấn luyện, W
+# vẫn y hệt W của mô hình tiny vừa nạp.
 
 # %%
-WEIGHT_DECAY = 0.1
+from course_utils.figures.ch02 import decay_factor
+
+WEIGHT_DECAY = OVERFIT["weight_decay"]
 wd = run("weight_decay", weight_decay=WEIGHT_DECAY)
-shrink = (1 - profile.learning_rate * WEIGHT_DECAY) ** STEPS
-print(f"Sau {STEPS} bước, riêng weight decay nhân mỗi trọng số với {shrink:.4f}")
+optimized = {id(p) for group in wd.optimizer.param_groups if group["weight_decay"] > 0 for p in group["params"]}
+names = [n for n, p in wd.model.named_parameters() if id(p) in optimized]
+print(f"{len(names)} tensor chịu weight decay, ví dụ {names[:2]}")
+assert names and all("lora_A" in n or "lora_B" in n for n in names)
+
+frozen_w = wd.model.get_base_model().model.layers[0].self_attn.q_proj.base_layer.weight
+assert torch.equal(frozen_w, model.model.layers[0].self_attn.q_proj.weight)  # W không đổi
+shrink = decay_factor(profile.learning_rate, WEIGHT_DECAY, STEPS)
+print(f"Sau {STEPS} bước, riêng weight decay nhân A và B với {shrink:.4f}, và ΔW = (alpha/r)·B·A với {shrink**2:.4f}")
 
 # %% [markdown]
 # **LoRA dropout**: trong lúc huấn luyện, đầu vào của nhánh LoRA bị đặt ngẫu nhiên 10% giá trị về 0.
 
 # %%
-LORA_DROPOUT = 0.1
+LORA_DROPOUT = OVERFIT["lora_dropout"]
 dropout = run("lora_dropout", lora_overrides={"lora_dropout": LORA_DROPOUT})
 
 # %% [markdown]
@@ -255,9 +316,12 @@ dropout = run("lora_dropout", lora_overrides={"lora_dropout": LORA_DROPOUT})
 
 # %%
 more = run("more_data", train_data=train_full)
+epochs_full = STEPS * batch_size / len(more.train_dataset)
+print(f"{len(more.train_dataset)} mẫu, {epochs_full:.2f} epoch")
+assert round(epochs_full) == 2
 
 # %% [markdown]
-# ## 4. So sánh
+# ## So sánh
 
 # %%
 runs = {"quá khớp (gốc)": overfit, "dừng sớm": early, f"weight decay {WEIGHT_DECAY}": wd,
@@ -299,7 +363,7 @@ plt.show()
 #
 # - **Dừng sớm** không làm mô hình học tốt hơn; cùng hạt giống, nó đi đúng con đường của lần chạy gốc cho đến lúc
 #   dừng, rồi trả lại checkpoint tốt nhất đã gặp: loss kiểm định của nó thấp hơn của mô hình ở bước cuối lần chạy gốc.
-# - **Weight decay 0,1** gần như không đổi gì: trong 48 bước nó chỉ làm trọng số nhỏ đi khoảng 1,4%.
+# - **Weight decay 0,1** gần như không đổi gì: trong 48 bước nó chỉ làm A và B nhỏ đi khoảng 1,4%.
 # - **LoRA dropout 0,1** làm loss huấn luyện giảm chậm hơn; loss kiểm định chỉ khác lần chạy gốc một chút.
 # - **Thêm dữ liệu** là cách duy nhất hạ được hẳn loss kiểm định thấp nhất.
 
@@ -324,20 +388,22 @@ assert best_loss["216 bản ghi"] < best_loss.drop("216 bản ghi").min() - 0.1
 # ```{exercise-start}
 # :label: bt-02-1
 # ```
-# Dấu hiệu nào cho thấy quá khớp?
+# **Dấu hiệu của quá khớp.** Dấu hiệu nào cho thấy quá khớp? Gán chữ cái của bạn cho `choice`.
 #
 # - (a) loss huấn luyện và loss kiểm định cùng giảm;
 # - (b) loss huấn luyện giảm, loss kiểm định giảm rồi quay đầu tăng;
 # - (c) loss huấn luyện và loss kiểm định cùng đứng yên ở mức cao;
 # - (d) loss huấn luyện tăng, loss kiểm định giảm.
-# ```{exercise-end}
-# ```
 
 # %%
 from course_utils.exercises.qua_khop import check_overfitting_signal
 
-choice = ""  # "a", "b", "c" hoặc "d"
+choice = ...  # thay ... bằng câu trả lời của bạn: "a", "b", "c" hoặc "d"
 check_overfitting_signal(choice);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
 
 # %% [markdown]
 # ```{solution-start} bt-02-1
@@ -350,6 +416,8 @@ assert check_overfitting_signal(choice)
 
 # %% [markdown]
 # (c) là học chưa đủ (underfitting): mô hình chưa học được cả dữ liệu huấn luyện.
+
+# %% [markdown]
 # ```{solution-end}
 # ```
 
@@ -357,16 +425,19 @@ assert check_overfitting_signal(choice)
 # ```{exercise-start}
 # :label: bt-02-2
 # ```
-# Từ `overfit.state.log_history` (một danh sách từ điển; từ điển có khóa `"eval_loss"` là một lần đo kiểm định,
-# khóa `"step"` là bước), tìm bước có loss kiểm định thấp nhất, không dùng `loss_history`.
-# ```{exercise-end}
-# ```
+# **Bước có loss kiểm định thấp nhất.** Từ `overfit.state.log_history` (một danh sách từ điển; từ điển có khóa
+# `"eval_loss"` là một lần đo kiểm định, khóa `"step"` là bước), tìm bước có loss kiểm định thấp nhất, không dùng
+# `loss_history`, và gán nó cho `step_of_min`.
 
 # %%
 from course_utils.exercises.qua_khop import check_best_step
 
-step_of_min = None  # thay bằng kết quả của bạn
+step_of_min = ...  # thay ... bằng câu trả lời của bạn
 check_best_step(step_of_min, overfit.state.log_history);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
 
 # %% [markdown]
 # ```{solution-start} bt-02-2
@@ -387,17 +458,19 @@ assert check_best_step(step_of_min, overfit.state.log_history)
 # ```{exercise-start}
 # :label: bt-02-3
 # ```
-# Ở bước nào thì weight decay 0,1 với tốc độ học 3e-3 (không đổi) làm trọng số nhỏ đi một nửa, nếu chỉ có
-# weight decay tác động? Trả lời bằng số bước nhỏ nhất n sao cho (1 − lr × wd)^n ≤ 0,5. So với 48 bước của
-# thí nghiệm, con số này nói gì?
-# ```{exercise-end}
-# ```
+# **Weight decay cần bao lâu.** Nếu chỉ có weight decay tác động, sau bao nhiêu bước thì weight decay 0,1 với tốc độ
+# học 3e-3 (không đổi) làm A và B của LoRA nhỏ đi một nửa? Gán cho `n_half` số bước nhỏ nhất n sao cho
+# (1 − lr × wd)^n ≤ 0,5. So với 48 bước của thí nghiệm, con số này nói gì? Còn ΔW = (alpha/r)·B·A thì sao?
 
 # %%
 from course_utils.exercises.qua_khop import check_half_life_steps
 
-n_half = 0  # thay bằng kết quả của bạn
+n_half = ...  # thay ... bằng câu trả lời của bạn
 check_half_life_steps(n_half, lr=profile.learning_rate, weight_decay=WEIGHT_DECAY);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
 
 # %% [markdown]
 # ```{solution-start} bt-02-3
@@ -405,14 +478,16 @@ check_half_life_steps(n_half, lr=profile.learning_rate, weight_decay=WEIGHT_DECA
 # ```
 
 # %%
-import math
-
 n_half = math.ceil(math.log(0.5) / math.log(1 - profile.learning_rate * WEIGHT_DECAY))
 print(n_half)
 assert check_half_life_steps(n_half, lr=profile.learning_rate, weight_decay=WEIGHT_DECAY)
 
 # %% [markdown]
-# Cần hàng nghìn bước, trong khi thí nghiệm chỉ có 48: weight decay quá yếu để kịp tác dụng.
+# Cần hàng nghìn bước, trong khi thí nghiệm chỉ có 48: weight decay quá yếu để kịp tác dụng. ΔW là tích của B và A,
+# nên nó bị nhân với bình phương hệ số ấy và nhỏ đi một nửa sau khoảng một nửa số bước đó; vẫn xa hơn 48 bước rất
+# nhiều. W của mô hình nền thì không đổi.
+
+# %% [markdown]
 # ```{solution-end}
 # ```
 
@@ -420,17 +495,20 @@ assert check_half_life_steps(n_half, lr=profile.learning_rate, weight_decay=WEIG
 # ```{exercise-start}
 # :label: bt-02-4
 # ```
-# Một thử nghiệm nhỏ: đo loss của mô hình quá khớp (`overfit`) trên 16 mẫu đầu của chính tập huấn luyện của nó,
-# bằng `overfit.evaluate(eval_dataset=...)`. Khoảng cách giữa loss kiểm định cuối và loss trên dữ liệu đã học là
-# bao nhiêu? (`overfit.train_dataset` là tập đã qua xử lý; `train_small` là tập gốc mà trainer nhận.)
-# ```{exercise-end}
-# ```
+# **Khoảng cách giữa dữ liệu đã học và dữ liệu mới.** Một thử nghiệm nhỏ: đo loss của mô hình quá khớp (`overfit`)
+# trên 16 mẫu đầu của chính tập huấn luyện của nó, bằng `overfit.evaluate(eval_dataset=...)`. Gán cho `gap` hiệu
+# giữa loss kiểm định cuối và loss trên dữ liệu đã học. (`overfit.train_dataset` là tập đã qua xử lý; `train_small`
+# là tập gốc mà trainer nhận.)
 
 # %%
 from course_utils.exercises.qua_khop import check_generalization_gap
 
-gap = 0.0  # loss kiểm định cuối − loss trên 16 mẫu huấn luyện
+gap = ...  # thay ... bằng câu trả lời của bạn: loss kiểm định cuối − loss trên 16 mẫu huấn luyện
 check_generalization_gap(gap, overfit, train_small.select(range(16)));
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
 
 # %% [markdown]
 # ```{solution-start} bt-02-4
@@ -447,3 +525,15 @@ assert check_generalization_gap(gap, overfit, seen)
 # %% [markdown]
 # ```{solution-end}
 # ```
+
+# %% [markdown]
+# ## Các con số của chương
+#
+# Mọi con số mà trang của chương và notebook này nêu, tính lại bằng `course_utils` (các thiết lập của thí nghiệm
+# là `OVERFIT`, đúng những thiết lập notebook đã chạy):
+
+# %%
+from course_utils.figures import show_figures
+
+pd.set_option("display.max_rows", 100)
+show_figures("02_qua_khop")

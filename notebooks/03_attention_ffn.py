@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown] tags=["colab-badge"]
-# # Notebook 3: Attention và lớp truyền thẳng (FFN)
+# # Notebook — Attention và lớp truyền thẳng (FFN)
 #
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/03_attention_ffn.ipynb)
 #
@@ -23,7 +23,7 @@
 # :::
 
 # %% tags=["colab-install", "hide-input"]
-# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
+# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) phần cài đặt không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess
 import sys
@@ -37,22 +37,28 @@ if "google.colab" in sys.modules:
         "bitsandbytes==0.50.2",
         "accelerate==1.15.0",
         "datasets==5.2.0",
-        "evaluate==0.4.6",
         "rouge-score==0.1.2",
         "matplotlib==3.11.2",
+        "liger-kernel==0.8.5",
         "course_utils @ git+https://github.com/tinh-chinh-llm/tinh-chinh-llm@main",
     ], check=True)
 
+from course_utils.compat import quiet_logs
+
+quiet_logs()  # ẩn các thông báo người học không cần xử lý (xem course_utils/compat.py)
+
 
 # %% [markdown]
-# Notebook này dựng lại, bằng vài dòng PyTorch, hai lớp con của mỗi khối decoder trong Qwen2:
+# Notebook này đi cùng chương {doc}`../book/03_attention_ffn`. Nó dựng lại, bằng vài dòng PyTorch, hai lớp con
+# của mỗi khối decoder trong Qwen2:
 #
 # 1. *scaled dot-product attention*, rồi so với `torch.nn.functional.scaled_dot_product_attention`;
 # 2. *multi-head attention* (attention nhiều đầu), rồi so với `torch.nn.MultiheadAttention`;
 # 3. *grouped-query attention* (GQA) và *rotary position embedding* (RoPE), hai chi tiết riêng của Qwen2;
 # 4. một lớp attention của mô hình tiny, tính lại từ trọng số của nó, sai khác dưới `1e-5`;
 # 5. bản đồ nhiệt trọng số attention trên một câu tiếng Việt;
-# 6. lớp truyền thẳng SwiGLU (gate, up, down) so với dạng ReLU/GELU cũ, và tỉ lệ tham số của attention,
+# 6. lớp truyền thẳng SwiGLU (gate, up, down) so với dạng ReLU/GELU cũ, SiLU (không phải cổng từ 0 đến 1), và tỉ lệ
+#    tham số của attention,
 #    MLP, embedding trong Qwen2.5-7B, Vistral-7B và mô hình tiny.
 #
 # Mọi phép so sánh với mô hình thật dùng mô hình tiny ở fp32, không lượng tử hóa, kể cả trên Colab:
@@ -72,7 +78,7 @@ _ = torch.manual_seed(0)
 t_start = time.time()
 
 # %% [markdown]
-# ## 1. Scaled dot-product attention, từng bước
+# ## Scaled dot-product attention, từng bước
 #
 # Năm token, mỗi token có một vector query, key và value 8 chiều ($d_k = 8$). Ta làm đúng ba bước của
 # công thức $\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\left(QK^\top/\sqrt{d_k}\right)V$:
@@ -113,7 +119,7 @@ for dim in (8, 32, 128):
 #
 # Mặt nạ boolean cùng quy ước với PyTorch: `True` nghĩa là *được phép chú ý*. Điểm số ở ô `False` được thay
 # bằng $-\infty$ trước softmax, nên trọng số ở đó bằng đúng 0. Ví dụ dưới dùng mặt nạ tam giác dưới (mỗi
-# token chỉ nhìn chính nó và các token trước): chương 4 dành riêng cho mặt nạ này.
+# token chỉ nhìn chính nó và các token trước): chương {doc}`../book/04_causal_lm` dành riêng cho mặt nạ này.
 
 # %%
 allowed = torch.ones(n, n, dtype=torch.bool).tril()
@@ -150,7 +156,7 @@ print(f"Sai khác lớn nhất so với torch SDPA: {diff_sdpa:.2e}")
 assert diff_sdpa < 1e-5
 
 # %% [markdown]
-# ## 2. Multi-head attention
+# ## Multi-head attention
 #
 # Một đầu attention chỉ cho mỗi token một cách trộn thông tin. Multi-head attention chạy $h$ đầu song song:
 # chiếu $x$ thành $Q, K, V$ bằng ba ma trận, cắt chiều cuối thành $h$ đoạn (mỗi đoạn $d_k = d/h$ chiều),
@@ -204,7 +210,7 @@ print(f"Sai khác lớn nhất so với nn.MultiheadAttention: {diff_mha:.2e}")
 assert diff_mha < 1e-5
 
 # %% [markdown]
-# ## 3. Grouped-query attention (GQA)
+# ## Grouped-query attention (GQA)
 #
 # Trong Qwen2, số đầu key/value nhỏ hơn số đầu query: mỗi nhóm đầu query dùng chung một cặp đầu K, V.
 # Mô hình tiny có 4 đầu query và 2 đầu key/value (nhóm 2); Qwen2.5-7B có 28 đầu query và 4 đầu key/value
@@ -228,7 +234,7 @@ assert diff_gqa < 1e-5
 assert torch.allclose(mine_gqa[:, 3], scaled_dot_product_attention(q_gqa[:, 3], k_gqa[:, 1], v_gqa[:, 1]))
 
 # %% [markdown]
-# ## 4. RoPE: vị trí bằng phép xoay
+# ## RoPE: vị trí bằng phép xoay
 #
 # Attention tự nó không biết thứ tự các token. Qwen2 đưa vị trí vào bằng cách **xoay** query và key: chia
 # vector $d$ chiều thành $d/2$ cặp, cặp thứ $i$ ở vị trí $m$ quay một góc $m\,\theta_i$ với
@@ -272,7 +278,7 @@ show_source(rope_cos_sin)
 show_source(apply_rope)
 
 # %% [markdown]
-# ## 5. Tính lại một lớp attention của mô hình tiny
+# ## Tính lại một lớp attention của mô hình tiny
 #
 # Giờ ghép mọi thứ lại và so với mô hình thật. Ta nạp mô hình tiny ở fp32 (`quantize=False`) rồi gắn một
 # *forward hook* vào `model.model.layers[1].self_attn` để lấy đúng đầu vào và đầu ra của lớp attention này
@@ -366,12 +372,12 @@ print("Sai khác lớn nhất từng lớp:", [f"{d:.1e}" for d in diffs])
 assert max(diffs) < 1e-5
 
 # %% [markdown]
-# ## 6. Bản đồ nhiệt trọng số attention
+# ## Bản đồ nhiệt trọng số attention
 #
 # Với câu tiếng Việt ở trên, ta vẽ ma trận `softmax(QKᵀ/√d_k)` của bốn đầu ở lớp 1 (hàng: token đang tính,
 # cột: token được nhìn). Đây là mô hình tiny, mới tiền huấn luyện khoảng một phút trên một đoạn văn
 # ngắn: đừng đọc ý nghĩa ngôn ngữ học từ các mẫu này. Điều chắc chắn là nửa trên đường chéo bằng 0 (mặt nạ
-# nhân quả, chương 4) và mỗi hàng cộng lại bằng 1.
+# nhân quả, chương {doc}`../book/04_causal_lm`) và mỗi hàng cộng lại bằng 1.
 
 # %%
 with torch.no_grad():
@@ -392,7 +398,7 @@ plt.show()
 # %% [markdown]
 # Thử đổi `sentence` hoặc `LAYER` rồi chạy lại từ ô hook để xem các đầu khác.
 #
-# ## 7. Lớp truyền thẳng: từ ReLU/GELU đến SwiGLU
+# ## Lớp truyền thẳng: từ ReLU/GELU đến SwiGLU
 #
 # Bản Transformer gốc (2017) dùng $\mathrm{FFN}(x) = \max(0, xW_1 + b_1)W_2 + b_2$ với $d_{ff} = 4d$;
 # GPT-2 và BERT thay ReLU bằng GELU. Qwen2 (cũng như Llama, Mistral) dùng SwiGLU, không có bias:
@@ -400,18 +406,38 @@ plt.show()
 # $$\mathrm{FFN}(x) = \big(\mathrm{SiLU}(x W_{gate}^\top) \odot x W_{up}^\top\big)\, W_{down}^\top,
 # \qquad \mathrm{SiLU}(z) = z \cdot \sigma(z).$$
 #
-# Nhánh `up` mang nội dung, nhánh `gate` quyết định cho qua bao nhiêu, từng thành phần một. Ba ma trận thay
-# vì hai, nên mỗi lớp có $3\,d\,d_{ff}$ tham số thay vì $2\,d\,d_{ff}$.
+# Ba ma trận thay vì hai, nên mỗi lớp có $3\,d\,d_{ff}$ tham số thay vì $2\,d\,d_{ff}$.
+#
+# Nhánh `gate` hay được gọi là "cổng", như thể nó quyết định cho qua bao nhiêu phần trăm của nhánh `up`. Đó là
+# cổng của GLU gốc, $\sigma(xW)$, với sigmoid nằm trong khoảng $(0, 1)$. SiLU thì không bị chặn trên và âm với mọi
+# $z < 0$. Điểm thấp nhất của nó là nơi đạo hàm $\sigma(z)\,(1 + z(1 - \sigma(z)))$ bằng 0; hàm của khóa học tìm
+# điểm đó bằng chia đôi:
 
 # %%
-z = torch.linspace(-4, 4, 200)
-plt.figure(figsize=(5, 3))
+from course_utils.attention import silu_minimum
+
+show_source(silu_minimum)
+
+# %%
+z_min, silu_min = silu_minimum()
+z = torch.linspace(-4, 4, 801)
+print(f"SiLU thấp nhất: {silu_min:.4f} tại z = {z_min:.4f};  SiLU(10) = {F.silu(torch.tensor(10.0)).item():.4f}")
+assert abs(F.silu(z).min().item() - silu_min) < 1e-4  # khớp với F.silu của PyTorch
+assert silu_min < 0 and F.silu(torch.tensor(10.0)) > 9.99  # âm được, và không bị chặn trên
+
+plt.figure(figsize=(6, 3.5))
 for name, fn in (("ReLU", F.relu), ("GELU", F.gelu), ("SiLU", F.silu)):
     plt.plot(z, fn(z), label=name)
+plt.plot(z, torch.sigmoid(z), "--", color="gray", label="sigmoid (cổng của GLU gốc)")
+plt.scatter([z_min], [silu_min], color="tab:green", zorder=3, label="đáy của SiLU")
 plt.axhline(0, color="gray", lw=0.5)
-plt.legend()
-plt.title("Ba hàm kích hoạt của FFN")
+plt.legend(fontsize=8)
+plt.title("Các hàm kích hoạt của FFN, và sigmoid để so sánh")
 plt.show()
+
+# %% [markdown]
+# Vì SiLU âm được và lớn tùy ý, tích $\mathrm{SiLU}(xW_{gate}) \odot xW_{up}$ có thể đổi dấu, khuếch đại hay gần
+# như tắt từng thành phần của nhánh `up`: "cổng" ở đây là một vector nhân vào, không phải một van từ 0 đến 1.
 
 # %% [markdown]
 # Dựng SwiGLU từ ba ma trận của `model.model.layers[1].mlp`, với đầu vào thật của lớp này:
@@ -452,7 +478,7 @@ print(f"Tham số: ReLU/GELU {2 * d * d_ff + d_ff + d:,} (có bias), SwiGLU {3 *
 assert sum(p.numel() for p in mlp.parameters()) == 3 * d * d_ff
 
 # %% [markdown]
-# ## 8. Tham số nằm ở đâu
+# ## Tham số nằm ở đâu
 #
 # `parameter_counts` đếm tham số theo nhóm chỉ từ config. Trước hết, kiểm tra nó với mô hình tiny thật:
 
@@ -496,39 +522,41 @@ plt.show()
 
 # %% [markdown]
 # Với Qwen2.5-7B, MLP chiếm gần 7/8 số tham số ngoài embedding. Nếu LoRA chỉ gắn vào `q_proj` và `v_proj`
-# (như nhiều ví dụ cũ), toàn bộ phần đó đứng yên. Đếm tham số LoRA với r = 16:
+# (như nhiều ví dụ cũ), toàn bộ phần đó đứng yên. Đếm tham số LoRA với hạng `r` của profile `t4`:
 
 # %%
 from course_utils.configs import count_lora_params
 
 qwen = configs["Qwen2.5-7B"]
-lora_qv = count_lora_params(qwen, 16, ("q_proj", "v_proj"))
-lora_attn = count_lora_params(qwen, 16, ("q_proj", "k_proj", "v_proj", "o_proj"))
-lora_all = count_lora_params(qwen, 16, "all-linear")
-print(f"LoRA r=16 trên Qwen2.5-7B: q,v {lora_qv:,}; cả attention {lora_attn:,}; mọi lớp tuyến tính {lora_all:,}")
+r = get_profile("t4").lora_r
+lora_qv = count_lora_params(qwen, r, ("q_proj", "v_proj"))
+lora_attn = count_lora_params(qwen, r, ("q_proj", "k_proj", "v_proj", "o_proj"))
+lora_all = count_lora_params(qwen, r, "all-linear")
+print(f"LoRA r={r} trên Qwen2.5-7B: q,v {lora_qv:,}; cả attention {lora_attn:,}; mọi lớp tuyến tính {lora_all:,}")
 print(f"phần của MLP trong LoRA all-linear: {(lora_all - lora_attn) / lora_all:.1%}")
+
 
 # %% [markdown]
 # ## Bài tập
-
-# %%
-from course_utils.exercises.attention import (check_head_dim, check_kv_ratio, check_kv_values_per_token,
-                                               check_mlp_share, check_single_query)
 
 # %% [markdown]
 # ```{exercise-start}
 # :label: bt-03-1
 # ```
 # **$d_k$ của Qwen2.5-7B.** Trong công thức $\mathrm{softmax}(QK^\top/\sqrt{d_k})V$ của Qwen2.5-7B, $d_k$
-# bằng bao nhiêu? Lấy số liệu từ `qwen25_7b_config()`.
+# bằng bao nhiêu? Lấy số liệu từ `qwen25_7b_config()` và gán vào `d_k_qwen`.
 
 # %%
+from course_utils.exercises.attention import check_head_dim
+
 d_k_qwen = ...  # thay ... bằng câu trả lời của bạn
 check_head_dim(d_k_qwen);
 
 # %% [markdown]
 # ```{exercise-end}
 # ```
+
+# %% [markdown]
 # ```{solution-start} bt-03-1
 # :class: dropdown
 # ```
@@ -541,14 +569,18 @@ assert check_head_dim(d_k_qwen)
 # %% [markdown]
 # ```{solution-end}
 # ```
-#
+
+# %% [markdown]
 # ```{exercise-start}
 # :label: bt-03-2
 # ```
 # **Attention của một query, viết tay.** Cho một query `q1` (8 chiều), 5 key `k1` và 5 value `v1`. Tính
-# đầu ra attention của `q1` chỉ bằng phép nhân, chia và `torch.softmax` (không dùng hàm của khóa học).
+# đầu ra attention của `q1` chỉ bằng phép nhân, chia và `torch.softmax` (không dùng hàm của khóa học), gán vào
+# `out1`.
 
 # %%
+from course_utils.exercises.attention import check_single_query
+
 gen = torch.Generator().manual_seed(3)
 q1, k1, v1 = torch.randn(8, generator=gen), torch.randn(5, 8, generator=gen), torch.randn(5, 8, generator=gen)
 out1 = ...  # thay ... bằng câu trả lời của bạn
@@ -557,6 +589,8 @@ check_single_query(out1, q1, k1, v1);
 # %% [markdown]
 # ```{exercise-end}
 # ```
+
+# %% [markdown]
 # ```{solution-start} bt-03-2
 # :class: dropdown
 # ```
@@ -569,21 +603,26 @@ assert check_single_query(out1, q1, k1, v1)
 # %% [markdown]
 # ```{solution-end}
 # ```
-#
+
+# %% [markdown]
 # ```{exercise-start}
 # :label: bt-03-3
 # ```
 # **MLP của Vistral-7B.** Dùng `parameter_counts(vistral_7b_config())`, tính tỉ lệ (từ 0 đến 1) số tham
-# số MLP trên số tham số ngoài embedding (tức là trừ `embed_tokens` và `lm_head`). So với Qwen2.5-7B thì sao,
-# và vì sao (gợi ý: so `intermediate_size / hidden_size` của hai mô hình)?
+# số MLP trên số tham số ngoài embedding (tức là trừ `embed_tokens` và `lm_head`), gán vào `mlp_share_vistral`.
+# So với Qwen2.5-7B thì sao, và vì sao (gợi ý: so `intermediate_size / hidden_size` của hai mô hình)?
 
 # %%
+from course_utils.exercises.attention import check_mlp_share
+
 mlp_share_vistral = ...  # thay ... bằng câu trả lời của bạn
 check_mlp_share(mlp_share_vistral);
 
 # %% [markdown]
 # ```{exercise-end}
 # ```
+
+# %% [markdown]
 # ```{solution-start} bt-03-3
 # :class: dropdown
 # ```
@@ -595,29 +634,31 @@ mlp_share_vistral = c["mlp"] / (c["total"] - c["embed_tokens"] - c["lm_head"])
 print(f"Vistral-7B: {mlp_share_vistral:.1%}; intermediate/hidden = "
       f"{vistral.intermediate_size / vistral.hidden_size:.2f} (Qwen2.5-7B: {qwen.intermediate_size / qwen.hidden_size:.2f})")
 assert check_mlp_share(mlp_share_vistral)
+# Vistral-7B (kiến trúc Mistral-7B) có MLP hẹp hơn so với hidden size và nhiều đầu key/value hơn Qwen2.5-7B,
+# nên phần của attention lớn hơn một chút; MLP vẫn chiếm phần lớn.
 
 # %% [markdown]
-# Vistral-7B (kiến trúc Mistral-7B) có MLP hẹp hơn so với hidden size và 8 đầu key/value thay vì 4, nên
-# phần của attention lớn hơn một chút; MLP vẫn chiếm phần lớn.
 # ```{solution-end}
 # ```
-#
+
+# %% [markdown]
 # ```{exercise-start}
 # :label: bt-03-4
 # ```
-# **GQA và KV cache.** Khi sinh văn bản, mô hình lưu K và V của mọi token đã qua (KV cache) để khỏi tính
-# lại. (a) Với Qwen2.5-7B, mỗi token, mỗi lớp, cần lưu bao nhiêu giá trị (số thực)? (b) Nếu không dùng GQA
-# (mỗi đầu query có K, V riêng), KV cache lớn gấp bao nhiêu lần?
+# **KV cache của một token.** Khi sinh văn bản, mô hình lưu K và V của mọi token đã qua (KV cache) để khỏi tính
+# lại. Với Qwen2.5-7B, mỗi token, mỗi lớp, cần lưu bao nhiêu giá trị (số thực)? Gán vào `values_per_token`.
 
 # %%
-values_per_token = ...  # (a)
-ratio_vs_mha = ...      # (b)
-check_kv_values_per_token(values_per_token)
-check_kv_ratio(ratio_vs_mha);
+from course_utils.exercises.attention import check_kv_values_per_token
+
+values_per_token = ...  # thay ... bằng câu trả lời của bạn
+check_kv_values_per_token(values_per_token);
 
 # %% [markdown]
 # ```{exercise-end}
 # ```
+
+# %% [markdown]
 # ```{solution-start} bt-03-4
 # :class: dropdown
 # ```
@@ -625,8 +666,37 @@ check_kv_ratio(ratio_vs_mha);
 # %%
 d_head = qwen.hidden_size // qwen.num_attention_heads
 values_per_token = 2 * qwen.num_key_value_heads * d_head  # một K và một V cho mỗi đầu key/value
-ratio_vs_mha = (2 * qwen.num_attention_heads * d_head) / values_per_token
 assert check_kv_values_per_token(values_per_token)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: bt-03-5
+# ```
+# **GQA và KV cache.** Nếu Qwen2.5-7B không dùng GQA (mỗi đầu query có K, V riêng), KV cache lớn gấp bao nhiêu
+# lần? Gán vào `ratio_vs_mha`.
+
+# %%
+from course_utils.exercises.attention import check_kv_ratio
+
+ratio_vs_mha = ...  # thay ... bằng câu trả lời của bạn
+check_kv_ratio(ratio_vs_mha);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} bt-03-5
+# :class: dropdown
+# ```
+
+# %%
+# không GQA: 2 × num_attention_heads × d_k giá trị; với GQA: 2 × num_key_value_heads × d_k
+ratio_vs_mha = qwen.num_attention_heads / qwen.num_key_value_heads
 assert check_kv_ratio(ratio_vs_mha)
 
 # %% [markdown]
@@ -635,3 +705,14 @@ assert check_kv_ratio(ratio_vs_mha)
 
 # %%
 print(f"Notebook chạy xong trong {time.time() - t_start:.0f} s với mô hình tiny ({profile.model_id}).")
+
+# %% [markdown]
+# ## Mọi con số của chương, tính lại
+#
+# Bảng dưới là mọi con số mà chương này và notebook này viết ra, tính lại bằng chính các hàm của khóa học
+# (`course_utils.figures`); một bài kiểm thử bảo đảm trang không có con số nào khác.
+
+# %%
+from course_utils.figures import show_figures
+
+show_figures("03_attention_ffn")

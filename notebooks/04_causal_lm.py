@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown] tags=["colab-badge"]
-# # Notebook 4: Mô hình ngôn ngữ nhân quả và causal mask
+# # Notebook — Mô hình ngôn ngữ nhân quả và causal mask
 #
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/04_causal_lm.ipynb)
 #
@@ -23,7 +23,7 @@
 # :::
 
 # %% tags=["colab-install", "hide-input"]
-# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
+# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) phần cài đặt không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess
 import sys
@@ -37,21 +37,29 @@ if "google.colab" in sys.modules:
         "bitsandbytes==0.50.2",
         "accelerate==1.15.0",
         "datasets==5.2.0",
-        "evaluate==0.4.6",
         "rouge-score==0.1.2",
         "matplotlib==3.11.2",
+        "liger-kernel==0.8.5",
         "course_utils @ git+https://github.com/tinh-chinh-llm/tinh-chinh-llm@main",
     ], check=True)
 
+from course_utils.compat import quiet_logs
+
+quiet_logs()  # ẩn các thông báo người học không cần xử lý (xem course_utils/compat.py)
+
 
 # %% [markdown]
-# Notebook này kiểm chứng bằng mô hình tiny những gì chương 4 nói về mô hình ngôn ngữ nhân quả:
+# Notebook này kiểm chứng bằng mô hình tiny những gì chương {doc}`../book/04_causal_lm` nói về mô hình ngôn ngữ
+# nhân quả:
 #
 # 1. *causal mask* (mặt nạ nhân quả) `causal_mask(n)`, vẽ thành ma trận, so với `is_causal=True` của PyTorch;
 # 2. tính nhân quả trên mô hình thật: đổi token ở vị trí `j` thì logits ở mọi vị trí trước `j` không đổi;
 # 3. dự đoán token tiếp theo: nhãn dịch một vị trí, và loss của mô hình bằng cross-entropy tự tính;
-# 4. sinh văn bản tự hồi quy bằng một vòng lặp `argmax`, cho ra đúng các token của `generate`;
-# 5. ba họ mô hình (nhân quả, che từ, chuỗi sang chuỗi), `AutoModelForCausalLM` và `TaskType.CAUSAL_LM`.
+# 4. loss chỉ trên câu trả lời: mặt nạ trợ lý lấy từ mẫu hội thoại (chat template), với mẫu của mô hình tiny, mẫu
+#    của Qwen2.5 và một mẫu không có dấu `{% generation %}`;
+# 5. logits ở mọi vị trí, hay chỉ ở các vị trí có nhãn: đầu LM hợp nhất (fused LM head) của TRL;
+# 6. sinh văn bản tự hồi quy bằng một vòng lặp `argmax`, cho ra đúng các token của `generate`;
+# 7. ba họ mô hình (nhân quả, che từ, chuỗi sang chuỗi), `AutoModelForCausalLM` và `TaskType.CAUSAL_LM`.
 #
 # Mọi đầu ra của mô hình ở đây đến từ mô hình tiny ở fp32 (kể cả trên Colab), không phải từ một mô hình 7B.
 
@@ -73,7 +81,7 @@ model.eval()
 print(type(model).__name__, "-", model.config.num_hidden_layers, "lớp, từ vựng", model.config.vocab_size)
 
 # %% [markdown]
-# ## 1. Causal mask
+# ## Causal mask
 #
 # Trong mô hình nhân quả, vị trí `i` chỉ được chú ý tới các vị trí `j ≤ i`: chính nó và các token đứng
 # trước. Viết thành điều kiện trên chỉ số hàng `i` và cột `j`:
@@ -116,7 +124,8 @@ plt.show()
 # nhìn và softmax trên một hàng rỗng không xác định. Điều bị giấu là token **tiếp theo** (vị trí `i + 1`), thứ
 # mà vị trí `i` phải đoán, chứ không phải token `i`: token `i` là đầu vào, không phải đáp án.
 #
-# PyTorch có sẵn mặt nạ này qua `is_causal=True`; hàm attention của chương 3 với `causal_mask` cho cùng kết quả:
+# PyTorch có sẵn mặt nạ này qua `is_causal=True`; hàm attention của chương {doc}`../book/03_attention_ffn` với
+# `causal_mask` cho cùng kết quả:
 
 # %%
 q, k, v = torch.randn(2, 4, 7, 16), torch.randn(2, 4, 7, 16), torch.randn(2, 4, 7, 16)
@@ -144,7 +153,7 @@ print("padding ở bên", tokenizer.padding_side)
 print(batch["attention_mask"])
 
 # %% [markdown]
-# ## 2. Tính nhân quả trên mô hình tiny
+# ## Tính nhân quả trên mô hình tiny
 #
 # Nếu mặt nạ làm đúng việc của nó, thay token ở vị trí `j` không thể làm đổi logits ở bất kỳ vị trí nào
 # trước `j`, qua cả bốn lớp của mô hình; còn vị trí `j` và các vị trí sau thì đổi.
@@ -169,7 +178,8 @@ assert (diff_by_pos[J:] > 1e-3).all(), "một vị trí từ j trở đi không 
 
 # %% [markdown]
 # Trước `J`, logits không đổi; từ `J` trở đi, mọi vị trí đều đổi. Chính mặt nạ làm nên điều đó: tính lại
-# riêng lớp attention số 1 bằng hàm của chương 3, với cùng đầu vào, một lần có causal mask và một lần không.
+# riêng lớp attention số 1 bằng hàm của chương {doc}`../book/03_attention_ffn`, với cùng đầu vào, một lần có causal
+# mask và một lần không.
 # Không có mặt nạ, các vị trí đầu câu "thấy" ngay token ở `J`:
 
 # %%
@@ -196,7 +206,7 @@ with torch.no_grad():
 assert early_diff["có causal mask"] < 1e-6 < 1e-3 < early_diff["không có mặt nạ"]
 
 # %% [markdown]
-# ## 3. Dự đoán token tiếp theo và nhãn dịch một vị trí
+# ## Dự đoán token tiếp theo và nhãn dịch một vị trí
 #
 # Đầu ra ở vị trí `t` là phân phối xác suất cho token ở vị trí `t + 1`. Với $n$ token, một lượt truyền xuôi
 # cho $n - 1$ dự đoán có đáp án (đầu ra ở vị trí cuối dự đoán một token chưa có).
@@ -222,29 +232,6 @@ print(f"loss của mô hình {model_loss.item():.6f}, tự tính {manual_loss.it
 assert diff_loss < 1e-6
 
 # %% [markdown]
-# Nhãn `-100` bị bỏ qua. Đó là cách tinh chỉnh có giám sát chỉ tính loss trên câu trả lời: các token của
-# lời nhắc (system, user) mang nhãn `-100`. Với chat template của mô hình tiny, tokenizer đánh dấu sẵn
-# phần trả lời của trợ lý (`return_assistant_tokens_mask=True`), đúng thứ TRL dùng cho `assistant_only_loss`:
-
-# %%
-from course_utils.data import alpaca_to_messages, load_split
-
-messages = alpaca_to_messages(load_split("train")[0])
-enc = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
-                                    return_assistant_tokens_mask=True, return_tensors="pt")
-chat_ids, assistant = enc["input_ids"], enc["assistant_masks"].bool()
-chat_labels = chat_ids.masked_fill(~assistant, -100)
-print(f"{chat_ids.shape[1]} token, trong đó {int(assistant.sum())} token của câu trả lời được tính loss")
-print("phần được tính loss:", repr(tokenizer.decode(chat_ids[assistant])[:80]), "...")
-
-with torch.no_grad():
-    sft_loss = model(chat_ids, labels=chat_labels).loss
-    chat_logits = model(chat_ids).logits
-manual_sft = F.cross_entropy(chat_logits[0, :-1], chat_labels[0, 1:], ignore_index=-100)
-print(f"loss chỉ trên câu trả lời: mô hình {sft_loss.item():.6f}, tự tính {manual_sft.item():.6f}")
-assert abs(sft_loss.item() - manual_sft.item()) < 1e-5
-
-# %% [markdown]
 # Một lỗi hay gặp: tự dịch nhãn rồi mới truyền vào. Mô hình dịch thêm lần nữa, thành ra học đoán token
 # cách **hai** vị trí, và loss cao bất thường:
 
@@ -256,7 +243,201 @@ print(f"nhãn đúng: {model_loss.item():.3f}   nhãn bị dịch hai lần: {wr
 assert wrong_loss > model_loss  # không có lỗi nào được báo, chỉ có loss cao hơn
 
 # %% [markdown]
-# ## 4. Sinh văn bản tự hồi quy, từng bước
+# ## Loss chỉ trên câu trả lời: mẫu hội thoại và mặt nạ trợ lý
+#
+# Nhãn `-100` bị bỏ qua. Đó là cách tinh chỉnh có giám sát chỉ tính loss trên câu trả lời: các token của lời nhắc
+# (system, user) mang nhãn `-100`. Token nào thuộc câu trả lời thì mẫu hội thoại (chat template) cho biết, nếu nó bọc
+# mỗi câu trả lời trong cặp dấu `{% generation %}` … `{% endgeneration %}`. Mẫu của mô hình tiny có hai dấu đó:
+
+# %%
+from course_utils.data import alpaca_to_messages, load_split
+from course_utils.templates import has_generation_markers, template_text
+
+print(template_text(tokenizer))
+assert has_generation_markers(template_text(tokenizer))
+
+# %% [markdown]
+# `course_utils.templates.assistant_mask` trả về `input_ids` và mặt nạ trợ lý của một hội thoại, bằng đúng mẫu mà
+# TRL sẽ dùng khi huấn luyện, và báo lỗi thay vì trả về một mặt nạ toàn 0 (xem hai mục sau):
+
+# %%
+from course_utils.templates import assistant_mask
+
+show_source(assistant_mask)
+
+# %%
+messages = alpaca_to_messages(load_split("train")[0])
+ids_list, mask_list = assistant_mask(tokenizer, messages)
+chat_ids, assistant = torch.tensor([ids_list]), torch.tensor([mask_list]).bool()
+chat_labels = chat_ids.masked_fill(~assistant, -100)
+print(f"{chat_ids.shape[1]} token, trong đó {int(assistant.sum())} token của câu trả lời được tính loss")
+print("phần được tính loss:", repr(tokenizer.decode(chat_ids[assistant])))
+assert tokenizer.decode(chat_ids[assistant]).endswith("<|im_end|>")  # token kết thúc lượt cũng được học
+
+with torch.no_grad():
+    sft_loss = model(chat_ids, labels=chat_labels).loss
+    chat_logits = model(chat_ids).logits
+manual_sft = F.cross_entropy(chat_logits[0, :-1], chat_labels[0, 1:], ignore_index=-100)
+print(f"loss chỉ trên câu trả lời: mô hình {sft_loss.item():.6f}, tự tính {manual_sft.item():.6f}")
+assert abs(sft_loss.item() - manual_sft.item()) < 1e-5
+
+# %% [markdown]
+# ### Mẫu của Qwen2.5 không có dấu `{% generation %}`
+#
+# Mẫu hội thoại của chính Qwen2.5 không có hai dấu đó. TRL lưu một bản sao từng ký tự của nó
+# (`trl.chat_template_utils.qwen2_5_chat_template`); ta gán bản đó cho một bản sao của bộ tách từ tiny (bộ này cũng
+# có `<|im_start|>` và `<|im_end|>`) rồi chép nguyên cách làm quen thuộc, `return_assistant_tokens_mask=True`:
+
+# %%
+import copy
+
+from trl.chat_template_utils import qwen2_5_chat_template, qwen2_5_training_chat_template
+
+qwen_tok = copy.deepcopy(tokenizer)
+qwen_tok.chat_template = qwen2_5_chat_template
+print("mẫu Qwen2.5 có dấu {% generation %}:", has_generation_markers(qwen2_5_chat_template))
+raw = qwen_tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+print("tổng mặt nạ trợ lý mà transformers trả về:", sum(raw["assistant_masks"]))
+assert not has_generation_markers(qwen2_5_chat_template) and sum(raw["assistant_masks"]) == 0
+
+raw_ids = torch.tensor([raw["input_ids"]])
+with torch.no_grad():
+    nan_loss = model(raw_ids, labels=torch.full_like(raw_ids, -100)).loss  # mặt nạ toàn 0: mọi nhãn là -100
+print("loss khi mọi nhãn là -100:", nan_loss.item())
+assert torch.isnan(nan_loss)
+
+# %% [markdown]
+# Mặt nạ toàn 0, loss NaN, và chỉ một dòng cảnh báo trong log. `SFTTrainer` của TRL 1.16 với
+# `assistant_only_loss=True` tránh được bẫy này: khi mẫu không có dấu, nó gọi `get_training_chat_template`, hàm này
+# nhận ra mẫu Qwen2.5 (so từng ký tự) và trả về bản huấn luyện `qwen2_5_training.jinja`, có thêm hai dấu.
+# `training_template`, `loss_strategy` và `assistant_mask` của khóa học làm đúng như vậy:
+
+# %%
+from trl.chat_template_utils import get_training_chat_template
+
+from course_utils.templates import loss_strategy, training_template
+
+assert get_training_chat_template(qwen_tok) == qwen2_5_training_chat_template == training_template(qwen_tok)
+# bản huấn luyện cho ra đúng văn bản của mẫu gốc, chỉ thêm dấu
+assert (qwen_tok.apply_chat_template(messages, tokenize=False)
+        == qwen_tok.apply_chat_template(messages, tokenize=False, chat_template=qwen2_5_training_chat_template))
+print(loss_strategy(qwen_tok))
+
+q_ids, q_mask = assistant_mask(qwen_tok, messages)
+q_trained = qwen_tok.decode([i for i, keep in zip(q_ids, q_mask) if keep])
+print("phần được tính loss:", repr(q_trained))
+assert q_trained == "\n" + messages[-1]["content"] + "<|im_end|>\n"
+
+# %% [markdown]
+# Với mẫu Qwen2.5 (bản huấn luyện của TRL), phần được tính loss của một lượt trợ lý là dấu xuống dòng, câu trả lời,
+# `<|im_end|>` và dấu xuống dòng sau nó. Token kết thúc lượt `<|im_end|>` nằm trong loss: mô hình học được lúc nào
+# thì dừng.
+#
+# ### Mẫu không có dấu mà TRL cũng không biết
+#
+# Một mẫu tự chế, cùng định dạng nhưng không có dấu `{% generation %}` và không phải mẫu nào TRL lưu. TRL từ chối nó
+# (`SFTTrainer` với `assistant_only_loss=True` báo lỗi khi dựng, qua đúng hàm dưới đây); `assistant_mask` của khóa
+# học báo `TemplateError` kèm cách sửa; `loss_strategy` chọn dữ liệu dạng prompt – completion, không cần dấu:
+
+# %%
+from course_utils.templates import TemplateError
+
+plain_tok = copy.deepcopy(tokenizer)
+plain_tok.chat_template = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + "
+                           "'<|im_end|>\n' }}{% endfor %}")
+refused = {}
+try:
+    get_training_chat_template(plain_tok)
+except ValueError as err:
+    refused["trl"] = err
+    print("TRL, ValueError:", err)
+try:
+    assistant_mask(plain_tok, messages)
+except TemplateError as err:
+    refused["course_utils"] = err
+    print("course_utils, TemplateError:", err)
+strategy = loss_strategy(plain_tok)
+print(strategy)
+assert set(refused) == {"trl", "course_utils"} and strategy.loss_on == "completion_only"
+
+# %% [markdown]
+# ## Logits: ở mọi vị trí, hay chỉ ở các vị trí có nhãn
+#
+# Lượt truyền xuôi thường, `model(input_ids, labels=...)`, tính logits ở mọi vị trí, kể cả những vị trí có nhãn
+# `-100`. Trong một batch dữ liệu của khóa học (kích thước batch của profile `tiny`, đệm tới chuỗi dài nhất), đếm
+# xem bao nhiêu vị trí thật sự có nhãn (mục {ref}`fused-lm-head` của chương giải thích vì sao điều đó quan trọng):
+
+# %%
+records = load_split("train")[: profile.per_device_train_batch_size]
+pairs = [assistant_mask(tokenizer, alpaca_to_messages(r)) for r in records]
+width = max(len(i) for i, _ in pairs)
+b_ids = torch.full((len(pairs), width), tokenizer.pad_token_id)
+b_att, b_labels = torch.zeros_like(b_ids), torch.full_like(b_ids, -100)
+for row, (i, m) in enumerate(pairs):
+    b_ids[row, : len(i)] = torch.tensor(i)
+    b_att[row, : len(i)] = 1
+    b_labels[row, : len(i)] = torch.tensor(i).masked_fill(~torch.tensor(m).bool(), -100)
+
+positions = b_labels[:, 1:].numel()           # mọi vị trí có một token tiếp theo để đoán
+scored = int((b_labels[:, 1:] != -100).sum())  # vị trí có nhãn: token tiếp theo thuộc câu trả lời
+with torch.no_grad():
+    plain = model(input_ids=b_ids, attention_mask=b_att, labels=b_labels)
+print(f"logits của lượt truyền xuôi thường: {tuple(plain.logits.shape)}, {plain.logits.numel():,} giá trị")
+print(f"vị trí có dự đoán: {positions}; có nhãn: {scored} ({scored / positions:.0%})")
+assert plain.logits.shape == (*b_ids.shape, model.config.vocab_size) and scored < positions
+
+# %% [markdown]
+# Trên mô hình tiny và dữ liệu này, chỉ một phần các vị trí có nhãn; phần còn lại là lời nhắc và phần đệm. Với
+# Qwen2.5-7B, mỗi vị trí thừa đó là một hàng logits dài bằng cả từ vựng.
+#
+# `SFTTrainer` gắn vào mô hình đầu LM hợp nhất của TRL (`add_fused_lm_head`). Gắn nó vào một bản sao của mô hình tiny
+# rồi gọi với `fused_lm_head=True`: cùng loss, nhưng đầu ra chỉ có log-xác suất của từng nhãn, không có logits.
+# (Ở đây, trên CPU không có Triton, TRL tính mọi vị trí, theo từng ô; trên GPU nó chỉ tính các vị trí có nhãn.)
+
+# %%
+from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
+from trl.trainer.utils import add_fused_lm_head
+
+fused_model = copy.deepcopy(model)
+add_fused_lm_head(fused_model)
+with torch.no_grad():
+    fused = fused_model(input_ids=b_ids, attention_mask=b_att, labels=b_labels, fused_lm_head=True)
+print(type(fused).__name__, "gồm:", list(fused.keys()), "; TOKEN_CHUNK_SIZE =", TOKEN_CHUNK_SIZE)
+print(f"loss: lượt thường {plain.loss.item():.6f}, đầu LM hợp nhất {fused.loss.item():.6f}")
+print("log_probs:", tuple(fused.log_probs.shape), " nhãn được tính:", int(fused.label_mask.sum()))
+assert "logits" not in fused.keys() and int(fused.label_mask.sum()) == scored
+assert abs(fused.loss.item() - plain.loss.item()) < 1e-4
+
+# %% [markdown]
+# Lõi của nó là log-sum-exp trực tuyến. Đi qua từ vựng theo từng khúc; mỗi token chỉ giữ giá trị lớn nhất `m` đã
+# gặp và tổng `s` của `exp(z - m)`; khi `m` tăng, `s` được nhân với `exp(m_cũ - m_mới)`. Cuối cùng
+# `log p(đáp án) = z_đáp_án - (m + log s)`. Tự làm trên các vị trí có nhãn của batch trên, với khúc từ vựng nhỏ để có
+# nhiều khúc:
+
+# %%
+with torch.no_grad():
+    hidden = model.model(input_ids=b_ids, attention_mask=b_att).last_hidden_state[:, :-1]
+keep = b_labels[:, 1:] != -100
+h, targets = hidden[keep], b_labels[:, 1:][keep]  # chỉ các vị trí có nhãn
+W = model.lm_head.weight                          # (vocab, hidden)
+CHUNK = 512
+m = torch.full((len(h),), float("-inf"))
+s = torch.zeros(len(h))
+target_logit = torch.zeros(len(h))
+with torch.no_grad():
+    for start in range(0, W.shape[0], CHUNK):
+        z = h @ W[start : start + CHUNK].T  # một ô (số nhãn, CHUNK), không bao giờ (số nhãn, vocab)
+        m_new = torch.maximum(m, z.amax(-1))
+        s = s * torch.exp(m - m_new) + torch.exp(z - m_new[:, None]).sum(-1)
+        m = m_new
+        here = (targets >= start) & (targets < start + CHUNK)
+        target_logit[here] = z[here, targets[here] - start]
+online_loss = -(target_logit - (m + s.log())).mean()
+print(f"{-(-W.shape[0] // CHUNK)} khúc từ vựng; loss: trực tuyến {online_loss.item():.6f}, lượt thường {plain.loss.item():.6f}")
+assert abs(online_loss.item() - plain.loss.item()) < 1e-4
+
+# %% [markdown]
+# ## Sinh văn bản tự hồi quy, từng bước
 #
 # Sinh văn bản là lặp lại dự đoán token tiếp theo: lấy logits ở vị trí cuối, chọn token (ở đây: `argmax`,
 # tức giải mã tham lam, greedy), nối vào chuỗi, chạy lại. Dừng khi gặp token kết thúc hoặc đủ số token.
@@ -287,9 +468,10 @@ assert torch.equal(seq, generated)
 # %% [markdown]
 # Cùng các token, dù `generate` không tính lại cả chuỗi như vòng lặp trên: nó giữ K, V của các token cũ
 # (KV cache) và mỗi bước chỉ đưa token mới qua mô hình. Điều đó đúng được chính nhờ tính nhân quả: thêm
-# token mới không làm đổi gì ở các vị trí cũ (phần 2). (Văn bản trên do mô hình tiny sinh, nên chưa có nghĩa.)
+# token mới không làm đổi gì ở các vị trí cũ (phần tính nhân quả ở trên). (Văn bản trên do mô hình tiny sinh, nên
+# chưa có nghĩa.)
 #
-# ## 5. Ba họ mô hình, AutoModelForCausalLM và TaskType.CAUSAL_LM
+# ## Ba họ mô hình, AutoModelForCausalLM và TaskType.CAUSAL_LM
 #
 # Mẫu mặt nạ của ba họ mô hình: mô hình nhân quả (GPT, Llama, Qwen, Mistral) chỉ có decoder với causal mask;
 # mô hình che từ (BERT) chỉ có encoder, mọi token nhìn mọi token; mô hình chuỗi sang chuỗi (T5, BART) có
@@ -352,22 +534,21 @@ model = peft_model.unload()  # gỡ LoRA, trả lại mô hình gốc cho phần
 # %% [markdown]
 # `TaskType` của peft không có mục nào cho mô hình che từ kiểu BERT; với BERT người ta dùng `SEQ_CLS`,
 # `TOKEN_CLS`, `QUESTION_ANS` hay `FEATURE_EXTRACTION` tùy tác vụ.
-#
-# ## Bài tập
 
-# %%
-from course_utils.exercises.causal import (check_changed_positions, check_loss, check_mask_count,
-                                           check_task_type)
+# %% [markdown]
+# ## Bài tập
 
 # %% [markdown]
 # ```{exercise-start}
 # :label: bt-04-1
 # ```
 # **Đếm ô của causal mask.** Profile `t4` cắt mỗi mẫu ở `max_length` token. Với chuỗi dài đúng chừng đó,
-# causal mask có bao nhiêu cặp (query, key) được phép chú ý? Trả lời bằng một công thức của `n`, rồi kiểm
-# tra bằng `causal_mask`.
+# causal mask có bao nhiêu cặp (query, key) được phép chú ý? Trả lời bằng một công thức của `n_t4`, gán vào `pairs`,
+# rồi kiểm tra bằng `causal_mask`.
 
 # %%
+from course_utils.exercises.causal import check_mask_count
+
 n_t4 = get_profile("t4").max_length
 pairs = ...  # thay ... bằng câu trả lời của bạn
 check_mask_count(pairs, n_t4);
@@ -375,6 +556,8 @@ check_mask_count(pairs, n_t4);
 # %% [markdown]
 # ```{exercise-end}
 # ```
+
+# %% [markdown]
 # ```{solution-start} bt-04-1
 # :class: dropdown
 # ```
@@ -387,25 +570,29 @@ assert check_mask_count(pairs, n_t4)
 # %% [markdown]
 # ```{solution-end}
 # ```
-#
+
+# %% [markdown]
 # ```{exercise-start}
 # :label: bt-04-2
 # ```
-# **Loss chỉ trên câu trả lời, tự tính.** Lấy mẫu thứ hai của tập huấn luyện, tạo `input_ids` và `labels`
-# như ở phần 3 (nhãn `-100` ngoài câu trả lời). Tính loss bằng `F.cross_entropy` trên logits của mô hình,
-# không dùng tham số `labels` của mô hình.
+# **Loss chỉ trên câu trả lời, tự tính.** Với mẫu thứ hai của tập huấn luyện, `ids2` và `labels2` đã được tạo như ở
+# trên (`assistant_mask`, nhãn `-100` ngoài câu trả lời). Tính loss bằng `F.cross_entropy` trên logits của mô hình,
+# không dùng tham số `labels` của mô hình, gán vào `my_loss`.
 
 # %%
-enc2 = tokenizer.apply_chat_template(alpaca_to_messages(load_split("train")[1]), tokenize=True, return_dict=True,
-                                     return_assistant_tokens_mask=True, return_tensors="pt")
-ids2 = enc2["input_ids"]
-labels2 = ids2.masked_fill(~enc2["assistant_masks"].bool(), -100)
+from course_utils.exercises.causal import check_loss
+
+ids2, mask2 = assistant_mask(tokenizer, alpaca_to_messages(load_split("train")[1]))
+ids2 = torch.tensor([ids2])
+labels2 = ids2.masked_fill(~torch.tensor([mask2]).bool(), -100)
 my_loss = ...  # thay ... bằng câu trả lời của bạn
 check_loss(my_loss, model, ids2, labels2);
 
 # %% [markdown]
 # ```{exercise-end}
 # ```
+
+# %% [markdown]
 # ```{solution-start} bt-04-2
 # :class: dropdown
 # ```
@@ -419,15 +606,18 @@ assert check_loss(my_loss, model, ids2, labels2)
 # %% [markdown]
 # ```{solution-end}
 # ```
-#
+
+# %% [markdown]
 # ```{exercise-start}
 # :label: bt-04-3
 # ```
 # **Thí nghiệm nhân quả.** Với câu `"Tinh chỉnh mô hình ngôn ngữ lớn cần dữ liệu tốt."`, thay token ở vị
 # trí 3 bằng một token khác tùy bạn. Những vị trí nào có logits đổi (sai khác lớn hơn `1e-4`)? Trả lời bằng
-# một tập các vị trí.
+# một tập các vị trí, gán vào `changed_positions`.
 
 # %%
+from course_utils.exercises.causal import check_changed_positions
+
 ids3 = tokenizer("Tinh chỉnh mô hình ngôn ngữ lớn cần dữ liệu tốt.", return_tensors="pt")["input_ids"]
 changed_positions = ...  # thay ... bằng câu trả lời của bạn
 check_changed_positions(changed_positions, ids3.shape[1], 3);
@@ -435,6 +625,8 @@ check_changed_positions(changed_positions, ids3.shape[1], 3);
 # %% [markdown]
 # ```{exercise-end}
 # ```
+
+# %% [markdown]
 # ```{solution-start} bt-04-3
 # :class: dropdown
 # ```
@@ -451,20 +643,26 @@ assert check_changed_positions(changed_positions, ids3.shape[1], 3)
 # %% [markdown]
 # ```{solution-end}
 # ```
-#
+
+# %% [markdown]
 # ```{exercise-start}
 # :label: bt-04-4
 # ```
 # **Chọn task_type.** Bạn tinh chỉnh Qwen2.5-7B-Instruct bằng LoRA để trả lời câu hỏi tiếng Việt. Trong
-# `LoraConfig`, `task_type` là gì? Trả lời bằng một giá trị của `TaskType` hoặc chuỗi tương ứng.
+# `LoraConfig`, `task_type` là gì? Trả lời bằng một giá trị của `TaskType` hoặc chuỗi tương ứng, gán vào
+# `my_task_type`.
 
 # %%
+from course_utils.exercises.causal import check_task_type
+
 my_task_type = ...  # thay ... bằng câu trả lời của bạn
 check_task_type(my_task_type);
 
 # %% [markdown]
 # ```{exercise-end}
 # ```
+
+# %% [markdown]
 # ```{solution-start} bt-04-4
 # :class: dropdown
 # ```
@@ -477,5 +675,48 @@ assert check_task_type(my_task_type)
 # ```{solution-end}
 # ```
 
+# %% [markdown]
+# ```{exercise-start}
+# :label: bt-04-5
+# ```
+# **Đầu LM hợp nhất tính bao nhiêu vị trí?** Với batch `b_labels` ở mục logits phía trên, trên GPU đầu LM hợp
+# nhất của TRL chỉ đưa qua `lm_head` các vị trí có nhãn tiếp theo khác `-100`. Đó là bao nhiêu vị trí? Tính từ
+# `b_labels` (nhớ phép dịch một vị trí), gán vào `n_scored`.
+
+# %%
+from course_utils.exercises.causal import check_scored_positions
+
+n_scored = ...  # thay ... bằng câu trả lời của bạn
+check_scored_positions(n_scored, b_labels);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} bt-04-5
+# :class: dropdown
+# ```
+
+# %%
+n_scored = int((b_labels[:, 1:] != -100).sum())  # vector ẩn ở vị trí t đi với nhãn ở vị trí t + 1
+print(n_scored, "vị trí có nhãn trên", b_labels[:, 1:].numel(), "vị trí có dự đoán")
+assert check_scored_positions(n_scored, b_labels)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
 # %%
 print(f"Notebook chạy xong trong {time.time() - t_start:.0f} s với mô hình tiny ({profile.model_id}).")
+
+# %% [markdown]
+# ## Mọi con số của chương, tính lại
+#
+# Bảng dưới là mọi con số mà chương này và notebook này viết ra, tính lại bằng chính các hàm của khóa học
+# (`course_utils.figures`); một bài kiểm thử bảo đảm trang không có con số nào khác.
+
+# %%
+from course_utils.figures import show_figures
+
+show_figures("04_causal_lm")

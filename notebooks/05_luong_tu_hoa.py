@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown] tags=["colab-badge"]
-# # Notebook 5: Toán lượng tử hóa: absmax, theo khối, NF4, lượng tử hóa kép
+# # Notebook — Toán lượng tử hóa: absmax, theo khối, NF4, lượng tử hóa kép
 #
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/05_luong_tu_hoa.ipynb)
 #
@@ -23,7 +23,7 @@
 # :::
 
 # %% tags=["colab-install", "hide-input"]
-# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
+# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) phần cài đặt không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess
 import sys
@@ -37,11 +37,15 @@ if "google.colab" in sys.modules:
         "bitsandbytes==0.50.2",
         "accelerate==1.15.0",
         "datasets==5.2.0",
-        "evaluate==0.4.6",
         "rouge-score==0.1.2",
         "matplotlib==3.11.2",
+        "liger-kernel==0.8.5",
         "course_utils @ git+https://github.com/tinh-chinh-llm/tinh-chinh-llm@main",
     ], check=True)
+
+from course_utils.compat import quiet_logs
+
+quiet_logs()  # ẩn các thông báo người học không cần xử lý (xem course_utils/compat.py)
 
 # %% [markdown]
 # Notebook này đi cùng chương {doc}`../book/05_luong_tu_hoa`. Ta dựng lại từng bước các cách
@@ -50,10 +54,11 @@ if "google.colab" in sys.modules:
 # - absmax int8 và affine (có điểm không, *zero point*) trên một ma trận trọng số thật của mô hình tiny;
 # - giá trị ngoại lai (*outlier*) và lượng tử hóa theo khối (*blockwise*);
 # - NF4: 16 mức lấy từ phân vị của phân phối chuẩn N(0, 1), lượng tử hóa và giải lượng tử hóa,
-#   khớp từng mã với bitsandbytes; NF4 so với FP4 và int4;
+#   khớp từng mã với bitsandbytes; NF4 so với FP4 và int4; các mức có nhận phần giá trị bằng nhau không;
 # - lượng tử hóa kép (*double quantization*): đếm từng byte bitsandbytes lưu;
 # - bộ nhớ của Qwen2.5-7B và Vistral-7B, tính từ cấu hình;
-# - từng trường của `BitsAndBytesConfig` thật sự làm gì.
+# - từng trường của `BitsAndBytesConfig` thật sự làm gì;
+# - huấn luyện ở fp16: phạm vi số, tràn số, và `GradScaler` của PyTorch.
 #
 # Mọi thứ chạy trên CPU. Notebook luôn dùng profile `tiny`, kể cả trên Colab có GPU: phép toán
 # không đổi theo kích thước ma trận, còn bộ nhớ của các mô hình 7B được tính từ cấu hình của chúng.
@@ -85,7 +90,7 @@ def rel_error(x, x_hat):
 
 
 # %% [markdown]
-# ## 1. Absmax int8
+# ## Absmax int8
 #
 # Int8 có 256 giá trị; absmax dùng 255 giá trị đối xứng từ −127 đến 127. Ta đưa giá trị có trị tuyệt
 # đối lớn nhất (absmax) về 127, nhân mọi giá trị với cùng hệ số đó rồi làm tròn. Số 0 luôn về đúng mã 0.
@@ -121,7 +126,7 @@ print(f"sai số tương đối: cả ma trận {rel_error(W, absmax_dequantize(
       f"theo hàng {rel_error(W, absmax_dequantize(q_rows, absmax_rows)):.3%}")
 
 # %% [markdown]
-# ## 2. Affine: thêm điểm không
+# ## Affine: thêm điểm không
 #
 # Absmax giả định dữ liệu đối xứng quanh 0. Với dữ liệu lệch một phía, một nửa số mã bị bỏ phí.
 # Lượng tử hóa affine dùng thêm một **điểm không** *z*: khoảng [min, max] (nới ra cho chứa 0)
@@ -180,7 +185,7 @@ assert errors_int8[("SiLU", "affine")] < errors_int8[("SiLU", "absmax")]
 # trọng số. Công thức "trừ điểm không rồi chia scale" mà nhiều ghi chú gán cho lượng tử hóa 4-bit
 # chính là affine; NF4 bên dưới **không có** điểm không.
 #
-# ## 3. Ngoại lai và lượng tử hóa theo khối
+# ## Ngoại lai và lượng tử hóa theo khối
 #
 # Một giá trị rất lớn kéo absmax lên, bước lượng tử lớn theo, và mọi giá trị nhỏ bị làm tròn thô
 # (nhiều giá trị về hẳn 0). Ta cài một ngoại lai gấp 20 lần max|W| vào một bản sao của W, rồi so
@@ -230,14 +235,15 @@ plt.show()
 # %% [markdown]
 # Với một absmax cho cả ma trận, ngoại lai làm sai số của mọi trọng số khác tăng vọt; theo hàng thì
 # chỉ hàng chứa nó chịu ảnh hưởng; theo khối 64 thì chỉ 63 giá trị cùng khối. Cái giá là một hằng số
-# 32 bit cho mỗi 64 giá trị: 32/64 = 0,5 bit thêm cho mỗi tham số. Phần 7 cho thấy lượng tử hóa kép
-# giảm cái giá này.
+# 32 bit cho mỗi 64 giá trị: 32/64 = 0,5 bit thêm cho mỗi tham số. Phần lượng tử hóa kép bên dưới cho thấy
+# cách giảm cái giá này.
 #
-# ## 4. NF4: 16 mức từ phân vị của N(0, 1)
+# ## NF4: 16 mức từ phân vị của N(0, 1)
 #
 # Với 4 bit chỉ có 16 mức. Trọng số đã huấn luyện phân bố gần chuẩn quanh 0; chia cho absmax của khối
 # thì mọi khối về cùng khoảng [−1, 1]. NF4 đặt 16 mức tại các **phân vị** (*quantile*) của N(0, 1)
-# để mỗi mức "phục vụ" một phần xác suất như nhau: dày ở gần 0, thưa ở hai đuôi.
+# để mỗi mức "phục vụ" một phần xác suất gần như nhau: dày ở gần 0, thưa ở hai đuôi. ("Gần như": phần
+# "NF4 có thật sự tối ưu?" bên dưới đo xem mỗi mức thật ra nhận bao nhiêu.)
 #
 # Bài báo QLoRA cần một số 0 chính xác và dùng đủ 16 mã, nên lấy phân vị của hai nửa khác nhau: 8 mức
 # dương và 7 mức âm, cộng số 0. Hàm `create_normal_map` của bitsandbytes làm như sau: 8 xác suất cách
@@ -303,7 +309,7 @@ plt.show()
 # Hai cột cao ở −1 và 1 của biểu đồ bên phải là chính các absmax: mỗi khối có ít nhất một giá trị đạt
 # ±1 sau khi chia, nên hai mức ngoài cùng luôn được dùng và giá trị lớn nhất của khối được giữ chính xác.
 #
-# ## 5. Lượng tử hóa và giải lượng tử hóa NF4, từng bước
+# ## Lượng tử hóa và giải lượng tử hóa NF4, từng bước
 #
 # Với mỗi khối 64 giá trị: chia cho absmax của khối, rồi chọn mức NF4 **gần nhất**. "Gần nhất" tương
 # đương với so sánh với 15 **điểm giữa** của hai mức liền nhau: mã của một giá trị là số điểm giữa
@@ -402,7 +408,7 @@ assert torch.equal(nf4_quantize(x)[0][1:16], torch.arange(15, dtype=torch.uint8)
 # Cuối cùng, chính mô hình tiny nạp ở 4-bit bằng transformers, với cấu hình 4-bit của khóa học
 # (`course_utils.models.bnb_config`: NF4 và lượng tử hóa kép): mã mà lớp `Linear4bit` lưu cho `up_proj`
 # phải là mã ta tính từ trọng số fp32. Các hằng số absmax ở đó đã qua lượng tử hóa kép, nên chỉ gần
-# bằng (phần 7).
+# bằng (xem phần lượng tử hóa kép bên dưới).
 #
 # Ta nạp lên CPU (`device_map`), kể cả khi có GPU: trên GPU, bitsandbytes lượng tử hóa bằng kernel CUDA.
 # Một lần kiểm tra cho dự án này trên H100 (bitsandbytes 0.50.2) cho thấy kernel CUDA cho cùng mã trên
@@ -427,7 +433,7 @@ print(f"absmax sau lượng tử hóa kép lệch tối đa {absmax_drift:.3%} s
 assert absmax_drift < 0.01
 
 # %% [markdown]
-# ## 6. NF4, FP4 hay int4 trên dữ liệu phân phối chuẩn
+# ## NF4, FP4 hay int4 trên dữ liệu phân phối chuẩn
 #
 # bitsandbytes có hai kiểu 4-bit: `nf4` và `fp4` (số thực dấu phẩy động 4 bit). Ta so chúng với absmax
 # int4 cách đều trên một ma trận N(0, 1) 1024 × 1024, cùng khối 64.
@@ -447,7 +453,81 @@ for kind, e in errors_4bit.items():
 assert errors_4bit["nf4"] < errors_4bit["int4"] < errors_4bit["fp4"]
 
 # %% [markdown]
-# ## 7. Lượng tử hóa kép: bitsandbytes lưu những gì
+# ## NF4 có thật sự "tối ưu"?
+#
+# Bài báo QLoRA gọi NF4 là tối ưu theo lý thuyết thông tin cho dữ liệu phân phối chuẩn: mỗi ô (bin) nhận cùng một
+# phần giá trị. Ta kiểm tra hai điều.
+#
+# **Thứ nhất, ngay trong giả định của cách dựng.** Cách dựng coi giá trị sau khi chia là $x / \Phi^{-1}(\delta)$ với
+# $x \sim N(0, 1)$. Mỗi giá trị về mức gần nhất, nên ô của mức $k$ nằm giữa hai điểm giữa kề nó. Phần xác suất của
+# ô đó là hiệu của hàm phân phối $\Phi$ tại hai đầu ô (nhân lại với $\Phi^{-1}(\delta)$ để về đơn vị của $x$):
+
+# %%
+span = std_normal.icdf(torch.tensor(offset, dtype=torch.float64))   # Φ⁻¹(δ): mức 1 ứng với ngần này độ lệch chuẩn
+mid64 = (NF4_LEVELS[:-1].double() + NF4_LEVELS[1:].double()) / 2
+edges = torch.cat([torch.tensor([-torch.inf], dtype=torch.float64), mid64 * span,
+                   torch.tensor([torch.inf], dtype=torch.float64)])   # hai ô ngoài cùng kéo dài tới vô cực
+bin_prob = std_normal.cdf(edges[1:]) - std_normal.cdf(edges[:-1])
+for k in range(16):
+    print(f"mã {k:2d}  mức {NF4_LEVELS[k]: .4f}  phần xác suất {bin_prob[k]:.2%}")
+print(f"nhỏ nhất {bin_prob.min():.2%}, lớn nhất {bin_prob.max():.2%}; nếu bằng nhau thì mỗi ô 1/16 = {1 / 16:.2%}")
+assert abs(bin_prob.sum() - 1) < 1e-12 and bin_prob.max() - bin_prob.min() > 0.01
+
+# %% [markdown]
+# Các ô chỉ gần bằng nhau: 8 mức dương và 7 mức âm không đối xứng, và ranh giới ô là điểm giữa hai mức chứ không phải
+# một phân vị. Hàm hoàn chỉnh trong `course_utils.quant`:
+
+# %%
+from course_utils.quant import expected_absmax, nf4_bin_probabilities, nf4_code_shares
+
+show_source(nf4_bin_probabilities)
+
+# %%
+assert torch.allclose(nf4_bin_probabilities(), bin_prob)
+
+# %% [markdown]
+# **Thứ hai, giả định đó không khớp với cách chia theo khối.** Sau khi chia cho absmax của khối, giá trị lớn nhất của
+# khối là ±1 đúng, tức absmax đóng vai $\Phi^{-1}(\delta)$. Nhưng absmax của 64 mẫu N(0, 1) lớn hơn $\Phi^{-1}(\delta)$
+# nhiều. Kỳ vọng của nó là $\int_0^\infty 1 - (2\Phi(m) - 1)^{64}\,dm$ (vì $P(\max|x_i| \le m) = (2\Phi(m) - 1)^{64}$);
+# ta tính tích phân đó và so với trung bình absmax của các khối trong ma trận N(0, 1) `X` ở trên:
+
+# %%
+show_source(expected_absmax)
+
+# %%
+block_absmax_X = X.reshape(-1, 64).abs().amax(dim=1)   # 16.384 khối
+print(f"absmax của một khối 64: trung bình {block_absmax_X.mean():.3f} (lấy mẫu), {expected_absmax(64):.3f} (tích phân); "
+      f"Φ⁻¹(δ) = {span:.3f}")
+assert abs(block_absmax_X.mean() - expected_absmax(64)) < 0.01
+
+shares = nf4_code_shares(X)   # phần giá trị thật sự rơi vào mỗi mã
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
+ax1.hist(block_absmax_X, bins=60, color="0.7")
+ax1.axvline(span, color="C3", label="Φ⁻¹(δ): giả định của bảng NF4")
+ax1.axvline(expected_absmax(64), color="C0", label="kỳ vọng của absmax (64 mẫu)")
+ax1.set_xlabel("absmax của khối (độ lệch chuẩn)")
+ax1.legend(fontsize=8)
+ax2.bar(range(16), 100 * bin_prob, width=0.4, label="theo giả định của cách dựng")
+ax2.bar([k + 0.4 for k in range(16)], 100 * shares, width=0.4, label="đo trên X, khối 64")
+ax2.axhline(100 / 16, color="0.3", lw=0.8)
+ax2.set_xlabel("mã NF4")
+ax2.set_ylabel("% số giá trị")
+ax2.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+print(f"hai mức ngoài cùng: {shares[0] + shares[15]:.2%} số giá trị (chính các absmax: 1/64 = {1 / 64:.2%}); "
+      f"mức đông nhất: {shares.max():.2%}")
+assert shares[0] + shares[15] < bin_prob[0] + bin_prob[15] and shares.max() > bin_prob.max()
+
+# %% [markdown]
+# Absmax thật lớn hơn $\Phi^{-1}(\delta)$, nên sau khi chia các giá trị dồn về gần 0 hơn mức mà bảng giả định: hai
+# mức ngoài cùng gần như chỉ dùng cho chính các absmax, còn các mức gần 0 đông hơn nhiều. Phân phối sau khi chia phụ
+# thuộc vào kích thước khối (khối càng lớn, absmax càng lớn), nên một bảng cố định không thể "cân bằng" cho mọi khối,
+# và NF4 không phải kiểu 4-bit có sai số bình phương trung bình nhỏ nhất (Yoshida, 2023). Dù vậy nó vẫn tốt hơn FP4
+# và int4, như phần trước đã đo.
+
+# %% [markdown]
+# ## Lượng tử hóa kép: bitsandbytes lưu những gì
 #
 # Không có lượng tử hóa kép, mỗi khối 64 trọng số có một absmax float32: 4 + 32/64 = 4,5 bit mỗi
 # tham số. Với `compress_statistics=True` (tức `bnb_4bit_use_double_quant=True`), bitsandbytes trừ
@@ -484,9 +564,10 @@ print(f"sai số tương đối của NF4: không kép {errors_4bit['nf4']:.4%},
 
 # %% [markdown]
 # Phần chênh nhỏ so với công thức là `offset`: 4 byte cho mỗi ma trận, không đáng kể. Lượng tử hóa kép
-# làm sai số gần như không đổi, vì absmax chỉ lệch dưới 1% (ô ở phần 5).
+# làm sai số gần như không đổi, vì absmax sau lượng tử hóa kép chỉ lệch rất ít (ô nạp mô hình tiny ở 4-bit, phía
+# trên, in ra độ lệch đó).
 #
-# ## 8. Bộ nhớ của Qwen2.5-7B và Vistral-7B
+# ## Bộ nhớ của Qwen2.5-7B và Vistral-7B
 #
 # `course_utils.memory.weight_memory` tính bộ nhớ trọng số từ cấu hình: các lớp tuyến tính của khối
 # decoder ở 16, 8 hoặc 4 bit; embedding, `lm_head`, các lớp chuẩn hóa và bias giữ 16 bit.
@@ -536,7 +617,7 @@ plt.show()
 # Ở 4 bit, embedding và `lm_head` 16 bit của Qwen2.5-7B (từ điển 152.064 token) chiếm 39% bộ nhớ:
 # vì vậy con số đo được không phải 7,6 tỉ × 0,5 byte.
 #
-# ## 9. `BitsAndBytesConfig` trong transformers 5.23
+# ## `BitsAndBytesConfig` trong transformers 5.23
 #
 # Giá trị mặc định không phải là công thức QLoRA: kiểu 4-bit mặc định là `fp4`, lượng tử hóa kép tắt,
 # kiểu tính toán là float32. Phải đặt rõ từng trường.
@@ -590,21 +671,149 @@ assert type(model_skip.lm_head).__name__ == "Linear4bit"
 del model_skip
 
 # %% [markdown]
+# ## Huấn luyện ở fp16: phạm vi số, tràn số và GradScaler
+#
+# T4 không có bf16, nên bài thực hành tính ở fp16 (`bnb_4bit_compute_dtype=torch.float16` ở trên, và `fp16=True`
+# khi huấn luyện). fp16 và bf16 đều 16 bit nhưng chia bit khác nhau: bf16 giữ 8 bit mũ như fp32, fp16 chỉ có 5.
+
+# %%
+for dtype in (torch.float16, torch.bfloat16, torch.float32):
+    info = torch.finfo(dtype)
+    print(f"{str(dtype):15} số lớn nhất {info.max:.4g}   số chuẩn dương nhỏ nhất {info.smallest_normal:.3g}   "
+          f"eps {info.eps:.3g}")
+FP16_MAX = torch.finfo(torch.float16).max
+assert FP16_MAX == 65504 and torch.finfo(torch.bfloat16).max > 1e38
+
+# %% [markdown]
+# **Tràn số.** Một mô hình tiền huấn luyện ở bf16 không bị giới hạn ở 65.504: một activation 70.000 là chuyện bình
+# thường ở bf16, nhưng thành `inf` ở fp16, và `inf` thì sinh ra `NaN`. Bình phương còn tràn sớm hơn: $256^2$ = 65.536.
+# RMSNorm của Qwen2 trong transformers vì thế đổi đầu vào sang fp32 trước khi tính trung bình bình phương:
+
+# %%
+from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm
+
+big = torch.tensor([70000.0])
+print("70000 ở bf16:", big.to(torch.bfloat16).item(), "| ở fp16:", big.half().item())
+inf16 = big.half()
+print("inf - inf =", (inf16 - inf16).item(), "| 0 * inf =", (0 * inf16).item())
+
+h = torch.full((1, 8), 300.0, dtype=torch.float16)   # một activation fp16 hợp lệ (300 < 65504)
+print("trung bình bình phương tính ở fp16:", h.pow(2).mean().item())
+norm = Qwen2RMSNorm(8).half()
+print("Qwen2RMSNorm (đổi sang fp32 bên trong):", norm(h)[0, :3].tolist())
+assert torch.isinf(h.pow(2).mean()) and torch.isfinite(norm(h)).all()
+
+# %% [markdown]
+# **Tràn dưới.** Số dương nhỏ nhất của fp16 là $2^{-24}$: một gradient cỡ $10^{-8}$ thành 0. Nhân trước với một hệ
+# số $S$ rồi chia lại trong fp32 thì giữ được nó. Đó là ý tưởng của co giãn loss (*loss scaling*).
+
+# %%
+g = torch.tensor(1e-8)
+S = 2.0**15
+print("1e-8 ở fp16:", g.half().item(), "| (1e-8 · S) ở fp16 rồi chia S trong fp32:", ((g * S).half().float() / S).item())
+assert g.half().item() == 0 and abs((g * S).half().float() / S - g) / g < 1e-3
+
+# %% [markdown]
+# `torch.amp.GradScaler` tự chọn $S$. Mỗi bước: nhân loss với $S$ và lan truyền ngược; chia gradient cho $S$; nếu có
+# gradient `inf`/`NaN` thì **bỏ qua** bước cập nhật và nhân $S$ với `backoff_factor`; nếu không thì cập nhật, và sau
+# `growth_interval` bước liên tiếp không tràn thì nhân $S$ với `growth_factor`. GradScaler chạy được trên CPU; ta thử
+# với một tham số fp32 (như $A$, $B$ của LoRA) và phép tính ở fp16, bắt đầu với $S = 2^{17}$ (lớn hơn cả 65.504) và
+# `growth_interval=2` để thấy cả hai chiều trong vài bước:
+
+# %%
+import inspect
+
+defaults = {k: v.default for k, v in inspect.signature(torch.amp.GradScaler.__init__).parameters.items()
+            if k in ("init_scale", "growth_factor", "backoff_factor", "growth_interval")}
+print("giá trị mặc định của GradScaler:", defaults)
+
+w = torch.nn.Parameter(torch.tensor([1.0, 1.0]))   # tham số huấn luyện được, fp32
+x16 = torch.tensor([1.0, 1e-4]).half()
+opt = torch.optim.SGD([w], lr=0.1)
+scaler = torch.amp.GradScaler("cpu", init_scale=2.0**17, growth_interval=2)
+history = []
+for step in range(8):
+    opt.zero_grad()
+    loss = (w.half() * x16).sum().float()             # lượt truyền xuôi ở fp16
+    S_before = scaler.get_scale()
+    scaler.scale(loss).backward()                     # gradient = S · (gradient thật), tính qua fp16
+    finite = bool(torch.isfinite(w.grad).all())
+    w_before = w.detach().clone()
+    scaler.step(opt)                                  # chia cho S; bỏ qua nếu có inf/NaN
+    scaler.update()                                   # chỉnh S
+    history.append((S_before, finite, not torch.equal(w_before, w.detach())))
+    print(f"bước {step}: S = {S_before:>8.0f}  gradient hữu hạn: {finite!s:5}  đã cập nhật: {history[-1][2]!s:5}  "
+          f"→ S mới {scaler.get_scale():.0f}")
+assert all(finite == updated for _, finite, updated in history)
+
+# %% [markdown]
+# Dựng lại đúng các quy tắc đó bằng tay: gradient của loss theo đầu ra fp16 là $S$, nên nó tràn khi $S$ vượt 65.504.
+# Ta được cùng dãy giá trị của $S$:
+
+# %%
+S, good, by_hand = 2.0**17, 0, []
+for _ in range(8):
+    overflow = torch.isinf(torch.tensor(S).half()).item()   # S · 1 ở fp16
+    by_hand.append((S, not overflow))
+    if overflow:
+        S, good = S * defaults["backoff_factor"], 0
+    else:
+        good += 1
+        if good == 2:  # growth_interval của ví dụ
+            S, good = S * defaults["growth_factor"], 0
+assert by_hand == [(s, f) for s, f, _ in history]
+print("Cùng dãy S và cùng các bước bị bỏ qua như torch.amp.GradScaler.")
+
+# %% [markdown]
+# GradScaler không chữa được tràn số ở lượt truyền xuôi: khi một activation đã là `inf`, loss là `NaN` ở mọi bước, mọi
+# bước bị bỏ qua, và mô hình không học gì mà không có lỗi nào. Bài thực hành của khóa học làm ba việc:
+#
+# - profile `t4` huấn luyện fp16 hỗn hợp (`fp16=True`), và trainer của transformers tự tạo một GradScaler như trên;
+# - `build_trainer` giữ mọi tham số huấn luyện được ở fp32 (hàm dưới đây): GradScaler cần chia gradient trong fp32, và
+#   từ TRL 0.26 `SFTTrainer` đổi adapter của mô hình lượng tử hóa sang bf16, thứ mà T4 không có;
+# - callback `StopOnNaN` dừng huấn luyện ở lần ghi log đầu tiên có loss là `NaN` hay `inf`, với thông báo tiếng Việt.
+
+# %%
+from course_utils.compat import adapters_to_fp32
+from course_utils.train import StopOnNaN
+from types import SimpleNamespace
+
+print("profile t4: fp16 =", get_profile("t4").fp16, "| dtype của các lớp không lượng tử hóa:", get_profile("t4").dtype)
+show_source(adapters_to_fp32)
+
+# %%
+try:
+    StopOnNaN().on_log(args=None, state=SimpleNamespace(global_step=12), control=None, logs={"loss": float("nan")})
+except FloatingPointError as err:
+    print(err)
+
+# %% [markdown]
+# Chương {doc}`../book/09_qlora_lab` đo một mô hình thật ở fp16 trên GPU.
+
+# %% [markdown]
 # ## Bài tập
 
 # %% [markdown]
 # ```{exercise-start}
 # :label: bt-05-1
 # ```
-# Khi tải mô hình với `load_in_4bit=True` (transformers 5.23), những trường nào dưới đây **có tác dụng**?
-# Trả lời bằng tập các chữ cái.
+# **Trường nào có tác dụng với 4-bit?** Khi tải mô hình ở 4-bit (`load_in_4bit=True`, transformers 5.23), những
+# trường nào dưới đây của `BitsAndBytesConfig` **có tác dụng**? Gán cho `fields_4bit` tập các chữ cái, ví dụ
+# `{"a", "b"}`.
+#
+# - a. `bnb_4bit_quant_type`
+# - b. `bnb_4bit_use_double_quant`
+# - c. `bnb_4bit_compute_dtype`
+# - d. `llm_int8_threshold`
+# - e. `llm_int8_skip_modules`
+# - f. `bnb_8bit_use_double_quant`
+# - g. `llm_int8_enable_fp32_cpu_offload`
 
 # %%
-from course_utils.exercises.quant import FIELDS_4BIT, check_bnb_fields
+from course_utils.exercises.quant import check_bnb_fields
 
-for letter, field in FIELDS_4BIT.items():
-    print(letter, field)
-answer_1 = set()  # ví dụ {"a", "b"}
+fields_4bit = ...  # thay ... bằng câu trả lời của bạn
+check_bnb_fields(fields_4bit);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -616,8 +825,8 @@ answer_1 = set()  # ví dụ {"a", "b"}
 # ```
 
 # %%
-answer_1 = {"a", "b", "c", "e", "g"}
-assert check_bnb_fields(answer_1)
+fields_4bit = {"a", "b", "c", "e", "g"}
+assert check_bnb_fields(fields_4bit)
 
 # %% [markdown]
 # ```{solution-end}
@@ -627,13 +836,14 @@ assert check_bnb_fields(answer_1)
 # ```{exercise-start}
 # :label: bt-05-2
 # ```
-# Tính tay: NF4 với khối **128** và lượng tử hóa kép (khối 256 cho các absmax) tốn bao nhiêu bit cho
-# mỗi tham số? So với khối 64 thì sao?
+# **Số bit mỗi tham số với khối 128.** Tính tay: NF4 với khối **128** và lượng tử hóa kép (khối 256 cho các absmax)
+# tốn bao nhiêu bit cho mỗi tham số? Gán vào `bits_128`, rồi so với khối 64.
 
 # %%
 from course_utils.exercises.quant import check_bits_per_param
 
-answer_2 = None  # một con số
+bits_128 = ...  # thay ... bằng câu trả lời của bạn
+check_bits_per_param(bits_128);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -645,9 +855,9 @@ answer_2 = None  # một con số
 # ```
 
 # %%
-answer_2 = 4 + 8 / 128 + 32 / (128 * 256)
-print(f"khối 128: {answer_2:.4f} bit, khối 64: {bits_per_param_4bit(True):.4f} bit")
-assert check_bits_per_param(answer_2)
+bits_128 = 4 + 8 / 128 + 32 / (128 * 256)
+print(f"khối 128: {bits_128:.4f} bit, khối 64: {bits_per_param_4bit(True):.4f} bit")
+assert check_bits_per_param(bits_128)
 
 # %% [markdown]
 # ```{solution-end}
@@ -657,14 +867,15 @@ assert check_bits_per_param(answer_2)
 # ```{exercise-start}
 # :label: bt-05-3
 # ```
-# Lượng tử hóa NF4 vector `x_3` dưới đây (100 giá trị: một khối 64 và một khối cuối 36) **mà không gọi**
-# `nf4_quantize`: chỉ dùng `NF4_LEVELS`. Trả về tensor 100 mã.
+# **Mã NF4 bằng tay.** Lượng tử hóa NF4 vector `x_3` dưới đây (100 giá trị: một khối 64 và một khối cuối 36)
+# **mà không gọi** `nf4_quantize`: chỉ dùng `NF4_LEVELS`. Gán vào `codes_3` tensor 100 mã (mỗi mã từ 0 đến 15).
 
 # %%
 from course_utils.exercises.quant import check_nf4_codes
 
 x_3 = torch.randn(100, generator=torch.Generator().manual_seed(5))
-codes_3 = None  # tensor 100 mã, mỗi mã từ 0 đến 15
+codes_3 = ...  # thay ... bằng câu trả lời của bạn
+check_nf4_codes(codes_3, x_3);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -691,14 +902,16 @@ assert check_nf4_codes(codes_3, x_3)
 # ```{exercise-start}
 # :label: bt-05-4
 # ```
-# Thí nghiệm: với mỗi kích thước khối trong `BLOCK_SIZES`, tính sai số tương đối của NF4 trên `W`
-# (dùng `nf4_quantize(W, blocksize=b)` và `nf4_dequantize`) và số bit mỗi tham số có lượng tử hóa kép
-# (`bits_per_param_4bit(True, blocksize=b)`). Khối nào bạn sẽ chọn, và vì sao QLoRA chọn 64?
+# **Kích thước khối: sai số và số bit.** Với mỗi kích thước khối trong `BLOCK_SIZES`, tính sai số tương đối của NF4
+# trên `W` (dùng `nf4_quantize(W, blocksize=b)` và `nf4_dequantize`) và số bit mỗi tham số có lượng tử hóa kép
+# (`bits_per_param_4bit(True, blocksize=b)`). Gán vào `errors_4` danh sách các sai số, theo thứ tự `BLOCK_SIZES`.
+# Khối nào bạn sẽ chọn, và vì sao QLoRA chọn 64?
 
 # %%
 from course_utils.exercises.quant import BLOCK_SIZES, check_blocksize_errors
 
-errors_4 = []  # một sai số cho mỗi kích thước khối, theo thứ tự BLOCK_SIZES
+errors_4 = ...  # thay ... bằng câu trả lời của bạn
+check_blocksize_errors(errors_4, W);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -721,5 +934,52 @@ assert check_blocksize_errors(errors_4, W)
 # ```{solution-end}
 # ```
 
+# %% [markdown]
+# ```{exercise-start}
+# :label: bt-05-5
+# ```
+# **Bao nhiêu bước bị bỏ qua?** Một GradScaler bắt đầu với $S = 2^{20}$ (`backoff_factor` 0,5). Gradient lớn nhất của
+# mô hình, trước khi nhân $S$, là `G_5` dưới đây, và nó được tính ở fp16. Giả sử gradient không đổi qua các bước:
+# có bao nhiêu bước bị bỏ qua trước bước cập nhật đầu tiên? Gán vào `skipped`.
+
+# %%
+from course_utils.exercises.quant import check_skipped_steps
+
+G_5 = 3.0
+skipped = ...  # thay ... bằng câu trả lời của bạn
+check_skipped_steps(skipped, G_5, 2.0**20);
+
+# %% [markdown]
+# ```{exercise-end}
+# ```
+
+# %% [markdown]
+# ```{solution-start} bt-05-5
+# :class: dropdown
+# ```
+
+# %%
+# Một bước bị bỏ qua khi S · G_5 tràn fp16 (thành inf); mỗi lần như vậy S giảm một nửa.
+S, skipped = 2.0**20, 0
+while torch.isinf(torch.tensor(S * G_5).half()):
+    S, skipped = S / 2, skipped + 1
+print(f"{skipped} bước bị bỏ qua; bước đầu tiên được cập nhật với S = {S:.0f} (S · G_5 = {S * G_5:.0f} ≤ {FP16_MAX:.0f})")
+assert check_skipped_steps(skipped, G_5, 2.0**20)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
 # %%
 print(f"Notebook chạy xong trong {time.time() - t_start:.0f} s với profile '{profile.name}'.")
+
+# %% [markdown]
+# ## Mọi con số của chương, tính lại
+#
+# Bảng dưới là mọi con số mà chương này và notebook này viết ra, tính lại bằng chính các hàm của khóa học
+# (`course_utils.figures`); một bài kiểm thử bảo đảm trang không có con số nào khác.
+
+# %%
+from course_utils.figures import show_figures
+
+show_figures("05_luong_tu_hoa")

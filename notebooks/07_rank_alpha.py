@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown] tags=["colab-badge"]
-# # Notebook 7: Chọn rank và alpha
+# # Notebook — Chọn rank và alpha
 #
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/07_rank_alpha.ipynb)
 #
@@ -23,7 +23,7 @@
 # :::
 
 # %% tags=["colab-install", "hide-input"]
-# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
+# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) phần cài đặt không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess
 import sys
@@ -37,23 +37,29 @@ if "google.colab" in sys.modules:
         "bitsandbytes==0.50.2",
         "accelerate==1.15.0",
         "datasets==5.2.0",
-        "evaluate==0.4.6",
         "rouge-score==0.1.2",
         "matplotlib==3.11.2",
+        "liger-kernel==0.8.5",
         "course_utils @ git+https://github.com/tinh-chinh-llm/tinh-chinh-llm@main",
     ], check=True)
+
+from course_utils.compat import quiet_logs
+
+quiet_logs()  # ẩn các thông báo người học không cần xử lý (xem course_utils/compat.py)
 
 # %% [markdown]
 # Notebook này đi cùng chương {doc}`../book/07_rank_alpha`. Ta sẽ:
 #
-# 1. tính hệ số $s$ của các quy tắc chọn alpha cho Qwen2.5-7B, kể cả đề xuất $\alpha = \sqrt{d_{hidden}}$;
-# 2. kiểm tra bằng số rằng với Adam, alpha **không** đơn giản là một hệ số nhân tốc độ học,
-#    và phép tương đương đúng là gì;
-# 3. quét rank × quy tắc alpha trên mô hình tiny và đọc kết quả một cách thận trọng.
+# - tính hệ số $s$ của các quy tắc chọn alpha cho Qwen2.5-7B, kể cả đề xuất $\alpha = \sqrt{d_{hidden}}$;
+# - kiểm tra bằng số rằng với Adam, alpha **không** đơn giản là một hệ số nhân tốc độ học, và phép tương đương
+#   đúng là gì;
+# - đo bước cập nhật đầu tiên theo $r$, với Adam và với SGD: vì sao rsLoRA và một cách nhẩm khác chọn hai hệ số
+#   khác nhau;
+# - quét rank × quy tắc alpha × tốc độ học trên mô hình tiny: một lưới nhỏ chạy ngay trong notebook, lưới đầy đủ
+#   của chương (ba hạt giống) đọc từ kết quả đã lưu.
 #
-# Phép quét luôn dùng mô hình tiny (trên GPU nếu có, nếu không thì CPU). Mặc định nó chạy 3 giá trị của r;
-# đặt `FULL_GRID = True` để chạy đủ 7 giá trị (29 lần huấn luyện thay vì 12), hoặc chạy từ dòng lệnh:
-# `python -m course_utils.lora --full-grid`.
+# Phép quét luôn dùng mô hình tiny (trên GPU nếu có, nếu không thì CPU). Lưới đầy đủ chạy bằng dòng lệnh:
+# `python -m course_utils.sweep --full --out runs.jsonl`.
 
 # %%
 import math
@@ -62,20 +68,19 @@ import matplotlib.pyplot as plt
 import torch
 import transformers
 
+from course_utils.display import show_source
+
 transformers.logging.set_verbosity_error()
 
-FULL_GRID = False  # True: r = 1, 2, 4, 8, 16, 32, 64 thay cho r = 1, 16, 64
-
 # %% [markdown]
-# ## 1. Hệ số $s$ của từng quy tắc
+# ## Hệ số $s$ của từng quy tắc
 #
 # Adapter cộng $s\,BA$ vào $W$. Với cách chuẩn $s = \alpha/r$; với rsLoRA (`use_rslora=True`) $s = \alpha/\sqrt{r}$.
 # Năm quy tắc mà chương này so sánh, viết dưới dạng hàm của $r$ và của số chiều ẩn $h$:
 
 # %%
 from course_utils.configs import qwen25_7b_config
-from course_utils.display import show_source
-from course_utils.lora import SCALINGS, scaling_of
+from course_utils.sweep import SCALINGS, scaling_of
 
 hidden = qwen25_7b_config().hidden_size
 print(f"Qwen2.5-7B: hidden = {hidden}, √hidden = {math.sqrt(hidden):.2f}\n")
@@ -87,9 +92,9 @@ for name in SCALINGS:
 # Đề xuất trong ghi chú gốc của khóa học, $\alpha = \sqrt{d_{hidden}}$ kèm hệ số $\alpha/\sqrt{r}$, cho
 # $s = \sqrt{h / r}$: đúng bằng 1 khi $r = h$ như ghi chú mong muốn, nhưng ở $r = 16$ thì lớn gấp khoảng 7,5 lần
 # $s = 2$ của quy tắc $\alpha = 2r$. Đề xuất này chưa có trong bài báo nào; thực chất nó là rsLoRA với một giá trị
-# alpha cụ thể. Mục 3 đem nó ra thử.
+# alpha cụ thể. Phép quét bên dưới đem nó ra thử.
 #
-# ## 2. Alpha và tốc độ học khi dùng Adam
+# ## Alpha và tốc độ học khi dùng Adam
 #
 # Ghi chú gốc viết $LR_{LoRA} = \frac{\alpha}{r} \times LR$. Với SGD, nhân $s$ lên $k$ lần làm gradient của $B$ (và
 # của $A$) lớn lên $k$ lần. Nhưng Adam chia mỗi bước cho căn của trung bình bình phương gradient: nhân gradient
@@ -123,11 +128,11 @@ runs = {
 }
 ref = runs["(α, A0, lr)"]
 scale = max(d.abs().max().item() for d in ref)
-for name, deltas in runs.items():
-    gap = max((a - b).abs().max().item() for a, b in zip(deltas, ref)) / scale
+gaps = {name: max((a - b).abs().max().item() for a, b in zip(deltas, ref)) / scale for name, deltas in runs.items()}
+for name, gap in gaps.items():
     print(f"{name:<30} sai khác lớn nhất của ΔW so với (α, A0, lr), tương đối: {gap:.1e}")
-gap_equiv = max((a - b).abs().max().item() for a, b in zip(runs["(kα, A0/√k, lr/√k)"], ref)) / scale
-assert gap_equiv < 1e-9
+assert gaps["(kα, A0/√k, lr/√k)"] < 1e-9
+assert min(gaps["(kα, A0, lr): chỉ đổi alpha"], gaps["(α, A0, k·lr): chỉ đổi lr"]) > 1e-2
 
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 for (name, deltas), style in zip(runs.items(), ["-", "--", ":", "-."]):
@@ -143,105 +148,171 @@ plt.show()
 # alpha tác động lên $\Delta W$ khác với tốc độ học, vì $A_0$ (khởi tạo Kaiming, không phụ thuộc alpha) không co giãn theo.
 # Với `eps` mặc định của Adam ($10^{-8}$), hay khi có weight decay, phép tương đương trên chỉ còn gần đúng.
 #
-# ## 3. Quét rank × quy tắc alpha trên mô hình tiny
+# ## Cỡ bước theo $r$: Adam, SGD và rsLoRA
 #
-# Mỗi lần chạy: LoRA của peft trên mọi lớp tuyến tính của mô hình tiny (fp32, không dropout), Adam với tốc độ học
-# cố định $2 \cdot 10^{-3}$ (tốc độ học của profile tiny), 16 bước, batch 8 chuỗi 128 token, **cùng** các batch
-# theo cùng thứ tự; chỉ $r$ và $s$ thay đổi. Kết quả là loss trên tập kiểm định (27 mẫu) sau bước cuối.
-#
-# Vì sao không dùng `build_trainer`? Trên 2 lõi CPU, mỗi bước của TRL chậm hơn vài lần một vòng lặp PyTorch trần,
-# trong khi phép quét cần vài trăm bước: với TRL, notebook không chạy xong trong thời gian cho phép của CI.
-# Vòng lặp dưới đây là vòng lặp đơn giản nhất còn trung thực: cùng peft, cùng dữ liệu, cùng loss chỉ trên câu trả lời.
+# rsLoRA nói rằng với $s = \alpha/r$, bản cập nhật nhỏ dần khi $r$ tăng, và $s = \alpha/\sqrt{r}$ giữ nó ổn định.
+# Một cách nhẩm khác lại cho rằng với Adam, chính $\alpha/r$ giữ cỡ bước không đổi. Đo thử bước đầu tiên: một lớp
+# LoRA nhỏ (float64), $\alpha = 16$ cố định, một bước của Adam hoặc SGD, rồi xem đầu ra của lớp trên chính các đầu
+# vào vừa học thay đổi bao nhiêu, ở $r = 64$ so với $r = 1$. Hai trường hợp đầu vào: một đầu vào duy nhất (các số
+# hạng của $B(Ax)$ cộng cùng dấu), và 64 đầu vào ngẫu nhiên độc lập.
 
 # %%
-from course_utils.lora import FULL_RANKS, REDUCED_RANKS, sweep_rank_alpha, train_lora_run
+from course_utils.lora import first_step_change
+
+show_source(first_step_change)
+
+# %%
+cases = {(opt, n, rs): first_step_change(64, rs, opt, n) / first_step_change(1, rs, opt, n)
+         for opt in ("adam", "sgd") for n in (1, 64) for rs in (False, True)}
+print(f"{'bộ tối ưu':<10}{'số đầu vào':>11}{'α/r':>10}{'α/√r (rsLoRA)':>16}   (thay đổi ở r = 64 / ở r = 1)")
+for opt in ("adam", "sgd"):
+    for n in (1, 64):
+        print(f"{opt:<10}{n:>11}{cases[(opt, n, False)]:>10.3f}{cases[(opt, n, True)]:>16.3f}")
+assert 0.5 < cases[("adam", 1, False)] < 2 and cases[("adam", 1, True)] > 4  # Adam, one input: alpha / r is stable
+assert 0.5 < cases[("sgd", 1, True)] < 2 and cases[("sgd", 1, False)] < 1 / 16  # SGD: alpha / sqrt(r) is stable
+assert cases[("adam", 64, False)] < 0.5  # Adam, independent inputs: alpha / r shrinks
+
+# %% [markdown]
+# Với SGD, gradient theo $B$ mang sẵn hệ số $s$, nên trên một đầu vào bước đầu tiên thay đổi đầu ra cỡ $s^2 r \eta$:
+# $\alpha/\sqrt{r}$ giữ nó không đổi, đúng hệ số của rsLoRA, còn $\alpha/r$ làm nó nhỏ đi cỡ $r$ lần (trên nhiều đầu
+# vào độc lập, với SGD cả hai đều nhỏ dần). Với Adam, hệ số $s$ trong gradient
+# bị chia mất, mỗi phần tử của $B$ đi cỡ $\eta$: trên một đầu vào, thay đổi cỡ $s\,r\,\eta$ và $\alpha/r$ mới là hệ số
+# giữ nó không đổi; trên nhiều đầu vào độc lập, các số hạng cộng yếu hơn và $\alpha/r$ lại nhỏ dần. Các đầu vào của một
+# LLM thường cùng hướng hơn nhiều so với vector ngẫu nhiên; phép quét dưới đây cho biết mô hình tiny nằm ở đâu.
+#
+# Với Adam còn một điều quan trọng hơn: theo phép tương đương ở trên, nhân $s$ với một hằng số gần giống nhân tốc độ
+# học với một hằng số. Nên "quy tắc nào ổn định theo $r$" thực chất là "tốc độ học tốt nhất có đổi theo $r$ không",
+# và so các quy tắc (hay các rank) ở **một** tốc độ học là so các tốc độ học. Phép quét vì vậy dò tốc độ học cho từng ô.
+#
+# ## Quét rank × quy tắc × tốc độ học trên mô hình tiny
+#
+# Mỗi lần chạy: LoRA của peft trên mọi lớp tuyến tính của mô hình tiny (fp32, không dropout), Adam với tốc độ học
+# cố định (không warmup, không weight decay), 16 bước, batch 8 chuỗi 128 token, **cùng** các batch theo cùng thứ
+# tự và cùng $A_0$ ở mỗi $r$; kết quả là loss trên tập kiểm định (27 mẫu) sau bước cuối. Một ô (quy tắc, $r$) được
+# chạy ở mọi tốc độ học của lưới và giữ loss tốt nhất.
+#
+# Vòng lặp là PyTorch trần thay vì `build_trainer`, vì phép quét cần hàng trăm lần chạy ngắn và trên 2 lõi CPU mỗi
+# bước của TRL tốn gấp vài lần chính bước đó; vòng lặp vẫn dùng peft, cùng dữ liệu, cùng loss chỉ trên câu trả lời.
+
+# %%
+from course_utils.sweep import train_lora_run
 
 show_source(train_lora_run)
+
+# %% [markdown]
+# ### Một lưới nhỏ, chạy ngay
+#
+# Ở $r = 64$, hai quy tắc có $s$ khác nhau 8 lần: $\alpha = 16$ ($s = 0{,}25$) và $\alpha = 2r$ ($s = 2$), mỗi quy
+# tắc ở ba tốc độ học: một phần tư, một lần và bốn lần tốc độ học của profile tiny.
 
 # %%
 import time
 
-ranks = FULL_RANKS if FULL_GRID else REDUCED_RANKS
+from course_utils.sweep import BASE_LR, SMALL_LRS, SMALL_RANKS, SMALL_RULES, best_per_cell, sweep_rank_alpha
+
 t0 = time.time()
-results = sweep_rank_alpha(ranks=ranks, steps=16, lr=2e-3)
-print(f"Thời gian quét: {time.time() - t0:.0f} s")
+small = sweep_rank_alpha(ranks=SMALL_RANKS, scalings=SMALL_RULES, lrs=SMALL_LRS, seeds=(0,))
+print(f"Thời gian: {time.time() - t0:.0f} s")
 
 # %%
-names = list(SCALINGS)
-grid = torch.tensor([[results[(n, r)] for r in ranks] for n in names])
-
-fig, ax = plt.subplots(figsize=(7.5, 3.4))
-im = ax.imshow(grid, cmap="viridis_r", aspect="auto")
-ax.set_xticks(range(len(ranks)), [str(r) for r in ranks])
-ax.set_yticks(range(len(names)), names)
-ax.set_xlabel("rank r")
-for i in range(len(names)):
-    for j in range(len(ranks)):
-        ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center",
-                color="white" if grid[i, j] > grid.mean() else "black", fontsize=9)
-fig.colorbar(im, label="loss kiểm định")
-ax.set_title("Mô hình tiny: loss kiểm định sau 16 bước (thấp hơn là tốt hơn)")
-plt.show()
+r = SMALL_RANKS[0]
+fixed = {rule: next(x["loss"] for x in small if x["rule"] == rule and x["lr"] == BASE_LR) for rule in SMALL_RULES}
+tuned = {rule: best_per_cell(small)[(rule, r)] for rule in SMALL_RULES}
+print(f"[mô hình tiny, r = {r}]")
+for rule in SMALL_RULES:
+    print(f"  {rule:<11} ở tốc độ học {BASE_LR:g}: {fixed[rule]:.3f}   "
+          f"tốt nhất: {tuned[rule][1]:.3f} (tốc độ học {tuned[rule][0]:g})")
+gap_fixed = abs(fixed["alpha = 16"] - fixed["alpha = 2r"])
+gap_tuned = abs(tuned["alpha = 16"][1] - tuned["alpha = 2r"][1])
+print(f"chênh lệch giữa hai quy tắc: {gap_fixed:.3f} ở một tốc độ học, {gap_tuned:.3f} khi dò tốc độ học")
+assert gap_tuned < gap_fixed / 3
+assert tuned["alpha = 16"][0] > tuned["alpha = 2r"][0]  # the smaller s wants the larger learning rate
 
 # %% [markdown]
-# Đọc theo hàng: với $\alpha = 16$ cố định ($s = 16/r$), loss gần như không đổi khi $r$ tăng từ 1 đến 64; với rsLoRA
-# và với $\alpha = r$, $\alpha = 2r$, loss nhìn chung giảm khi $r$ tăng. Thử nhìn lại cùng các con số theo $s \cdot r$
-# (với quy tắc chuẩn, $s \cdot r$ chính là $\alpha$):
-
-# %%
-def spearman(xs, ys):
-    """Rank correlation of two lists; tied values share their average rank."""
-    def ranks(v):
-        v = torch.tensor(v, dtype=torch.float64)
-        return torch.stack([((v < x).sum() + ((v == x).sum() - 1) / 2) for x in v]).double()
-
-    return torch.corrcoef(torch.stack([ranks(xs), ranks(ys)]))[0, 1].item()
-
-
-hidden_tiny = 128
-fig, ax = plt.subplots(figsize=(6.5, 3.6))
-for name, marker in zip(names, "osD^v"):
-    sr = [scaling_of(name, r, hidden_tiny) * r for r in ranks]
-    ax.plot(sr, [results[(name, r)] for r in ranks], marker, label=name, alpha=0.8, markersize=7)
-ax.set_xscale("log", base=2)
-ax.set_xlabel("s · r")
-ax.set_ylabel("loss kiểm định")
-ax.legend(fontsize=8)
-ax.grid(alpha=0.3)
-plt.show()
-
-# loss của các cặp (r, s) có cùng s·r = 16 và của cả lưới theo s·r
-same16 = {r: results[("alpha = 16", r)] for r in ranks}
-print("α = 16 (s·r = 16) theo r:", {r: round(v, 3) for r, v in same16.items()})
-spread16 = max(same16.values()) - min(same16.values())
-cells = sorted((scaling_of(n, r, hidden_tiny) * r, results[(n, r)]) for n in names for r in ranks)
-print(f"Chênh lệch trong hàng α = 16: {spread16:.3f};  cả lưới: từ {min(v for _, v in cells):.3f} "
-      f"đến {max(v for _, v in cells):.3f}")
-
-# những điều phần chữ bên dưới khẳng định, kiểm tra trên chính kết quả vừa chạy
-rho = spearman([sr for sr, _ in cells], [v for _, v in cells])
-print(f"Tương quan hạng (Spearman) giữa s·r và loss: {rho:.2f}")
-grid_range = max(v for _, v in cells) - min(v for _, v in cells)
-assert spread16 < 0.1 * grid_range and rho < -0.9
-for name in ("alpha = r", "alpha = 2r", "rsLoRA, alpha = 16"):  # nhìn chung giảm khi r tăng
-    row = [results[(name, r)] for r in ranks]
-    assert row[-1] < row[0] and spearman(list(ranks), row) < -0.8, name
-# đề xuất α = √hidden không thắng ở rank nào (hòa khi nó trùng s với một quy tắc khác)
-assert all(min(results[(n, r)] for n in names if n != "alpha = √hidden, rsLoRA")
-           <= results[("alpha = √hidden, rsLoRA", r)] for r in ranks)
-
-# %% [markdown]
-# Các điểm gần như nằm trên một đường: trong thí nghiệm này, loss được quyết định chủ yếu bởi $s \cdot r$,
-# tức cỡ bước mà Adam đẩy $\Delta W$ đi mỗi bước, còn bản thân $r$ chỉ thêm một chút. Một cách nhẩm: Adam đẩy mỗi phần
-# tử của $B$ đi cỡ $\eta$ mỗi bước, và $\Delta W x = s\,B(Ax)$ cộng $r$ số hạng cùng chiều, nên $\Delta W$ lớn lên cỡ
-# $s \cdot r \cdot \eta$. Với $\alpha/r$ và alpha cố định, cỡ bước đó không phụ thuộc $r$: rank cao hơn không học
-# nhanh hơn (hàng $\alpha = 16$ phẳng), đúng hiện tượng mà rsLoRA muốn sửa. Với $\alpha = 2r$ hay rsLoRA, tăng $r$ là
-# tăng cỡ bước. Đề xuất $\alpha = \sqrt{h}$ cũng nằm trên đường đó và không thắng ở rank nào.
+# Ở cùng một tốc độ học, $\alpha = 2r$ thắng xa; dò tốc độ học cho từng quy tắc thì hai quy tắc gần như hòa, và
+# quy tắc có $s$ nhỏ hơn chọn tốc độ học lớn hơn. Trên mô hình tiny, "alpha nào tốt hơn" ở một tốc độ học chủ yếu là
+# "tốc độ học nào tốt hơn".
 #
-# Giới hạn của kết luận: một mô hình 1,35 triệu tham số, một tốc độ học, 16 bước, một hạt giống ngẫu nhiên, loss
-# kiểm định trên 27 mẫu. Ở tốc độ học này chưa có ô nào mất ổn định, nên "$s \cdot r$ lớn hơn thì tốt hơn" chỉ đúng
-# trong vùng đó (bài tập 3 tăng tốc độ học lên; cả lưới ở tốc độ học khác: `python -m course_utils.lora --lr 1e-2`).
-# Thí nghiệm **không** cho biết rank nào tốt nhất cho Qwen2.5-7B.
+# ### Lưới đầy đủ: kết quả đã lưu
+#
+# Lưới của chương: $r \in \{1, 4, 16, 64\}$, năm quy tắc, tám tốc độ học từ $5 \cdot 10^{-4}$ đến
+# $6{,}4 \cdot 10^{-2}$ (mỗi bậc gấp đôi), ba hạt giống (hạt giống đổi $A_0$ và thứ tự các batch). Trên 2 lõi CPU lưới
+# này chạy hơn hai mươi phút, nên notebook đọc kết quả đã lưu trong `course_utils` (ghi bởi
+# `python -m course_utils.sweep --full`).
+
+# %%
+from course_utils.sweep import FULL_LRS, FULL_RANKS, at_lr, base_loss, load_results, seed_spread
+
+rows = load_results()
+names = list(SCALINGS)
+best = best_per_cell(rows)  # loss trung bình qua ba hạt giống, ở tốc độ học tốt nhất của mỗi ô
+fixed_all = at_lr(rows, BASE_LR)
+
+
+def heatmap(ax, value, title, label=lambda v: f"{v:.2f}"):
+    grid = torch.tensor([[value(n, r) for r in FULL_RANKS] for n in names])
+    ax.imshow(grid, cmap="viridis_r", aspect="auto", vmin=5.55, vmax=6.95)
+    ax.set_xticks(range(len(FULL_RANKS)), [str(r) for r in FULL_RANKS])
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("rank r")
+    for i, n in enumerate(names):
+        for j, r in enumerate(FULL_RANKS):
+            ax.text(j, i, label(n, r), ha="center", va="center", fontsize=8,
+                    color="white" if grid[i, j] > 6.3 else "black")
+    ax.set_title(title, fontsize=10)
+
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), sharey=True)
+heatmap(axes[0], lambda n, r: fixed_all[(n, r)], f"một tốc độ học ({BASE_LR:g})",
+        lambda n, r: f"{fixed_all[(n, r)]:.2f}")
+heatmap(axes[1], lambda n, r: best[(n, r)][1], "tốc độ học tốt nhất của từng ô",
+        lambda n, r: f"{best[(n, r)][1]:.2f}\n@{best[(n, r)][0]:g}")
+fig.suptitle(f"Mô hình tiny: loss kiểm định sau 16 bước, trung bình 3 hạt giống (trước khi học: {base_loss(rows):.2f})",
+             fontsize=11)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Những điều đọc được, và được kiểm tra ngay bên dưới trên chính các con số này (tất cả là của mô hình tiny):
+
+# %%
+row16 = {lr: [at_lr(rows, lr)[("alpha = 16", r)] for r in FULL_RANKS[1:]] for lr in FULL_LRS}
+spread_fixed = {r: max(fixed_all[(n, r)] for n in names) - min(fixed_all[(n, r)] for n in names) for r in FULL_RANKS}
+spread_tuned = {r: max(best[(n, r)][1] for n in names) - min(best[(n, r)][1] for n in names) for r in FULL_RANKS}
+noise = sorted(seed_spread(rows).values())
+best_by_rank = {r: min(best[(n, r)][1] for n in names) for r in FULL_RANKS}
+print("1. α = 16, r từ 4 đến 64, ở từng tốc độ học: chênh lệch", {f"{lr:g}": round(max(v) - min(v), 3)
+                                                                   for lr, v in row16.items() if lr <= 2 * BASE_LR})
+print("2. chênh lệch giữa năm quy tắc ở cùng r: một tốc độ học", {r: round(v, 2) for r, v in spread_fixed.items()},
+      "| dò tốc độ học", {r: round(v, 2) for r, v in spread_tuned.items()})
+print(f"   chênh lệch giữa ba hạt giống của cùng một ô: từ {noise[0]:.2f} đến {noise[-1]:.2f}")
+print("3. loss tốt nhất theo r:", {r: round(v, 3) for r, v in best_by_rank.items()})
+print("4. tốc độ học tốt nhất theo r:")
+for n in names:
+    print(f"   {n:<24}", "  ".join(f"{best[(n, r)][0]:g}" for r in FULL_RANKS))
+
+assert all(max(v) - min(v) < 0.05 for lr, v in row16.items() if lr <= 2 * BASE_LR)
+assert max(spread_tuned.values()) < min(spread_fixed.values()) / 3
+assert max(spread_tuned.values()) <= noise[-1]
+assert list(best_by_rank.values()) == sorted(best_by_rank.values(), reverse=True)  # lower with every larger r
+assert all(min(FULL_LRS) < best[cell][0] < max(FULL_LRS) for cell in best)  # no optimum at the grid's edge
+
+# %% [markdown]
+# 1. Với $\alpha = 16$ (tức $s = 16/r$), ở một tốc độ học cố định không quá lớn, loss gần như không đổi khi $r$ đi từ
+#    4 đến 64: với Adam, mô hình tiny ở gần trường hợp "đầu vào cùng hướng" của mục trước, nơi $\alpha/r$ giữ cỡ bước
+#    không đổi. Rank cao hơn không học nhanh hơn, đúng điều rsLoRA quan sát, nhưng cũng không học chậm đi.
+# 2. Ở một tốc độ học, năm quy tắc cách nhau rất xa; dò tốc độ học cho từng ô thì chúng gần như gặp nhau, trong cỡ
+#    chênh lệch giữa các hạt giống. Quy tắc alpha chủ yếu quyết định tốc độ học nào là tốt nhất.
+# 3. Sau khi dò tốc độ học, loss tốt nhất giảm dần khi $r$ tăng; giữa hai giá trị $r$ kề nhau, khoảng cách cỡ chênh
+#    lệch giữa các hạt giống. Đây là một mô hình có số chiều ẩn 128, nơi $r = 64$ đã
+#    bằng nửa số chiều ẩn: kết quả này không nói $r$ nào tốt cho Qwen2.5-7B.
+# 4. Tốc độ học tốt nhất phụ thuộc quy tắc: với $\alpha = r$ và $\alpha = 2r$ ($s$ không đổi), nó giảm khi $r$ tăng;
+#    với $\alpha = 16$ cố định, có hay không có rsLoRA, nó gần như không đổi theo $r$. Đổi $r$ mà giữ $\alpha = 2r$
+#    thì phải dò lại tốc độ học.
+# 5. Đề xuất $\alpha = \sqrt{h}$ không có gì đặc biệt: khi đã dò tốc độ học, nó cách các quy tắc khác không quá
+#    chênh lệch giữa các hạt giống.
+#
+# Giới hạn: một mô hình 1,35 triệu tham số, 16 bước, ba hạt giống, loss trên 27 mẫu.
 
 # %% [markdown]
 # ## Bài tập
@@ -250,11 +321,15 @@ assert all(min(results[(n, r)] for n in names if n != "alpha = √hidden, rsLoRA
 # ```{exercise-start}
 # :label: bt-07-1
 # ```
-# Với Qwen2.5-7B ($h = 3584$) và $r = 16$: đề xuất $\alpha = \sqrt{h}$ kèm rsLoRA cho hệ số $s$ bằng bao nhiêu, và lớn
-# gấp bao nhiêu lần $s$ của quy tắc $\alpha = 2r$? Gán `answer = (s, ratio)`.
+# **Đề xuất $\alpha = \sqrt{h}$ ở $r = 16$.** Với Qwen2.5-7B ($h = 3584$) và $r = 16$: đề xuất $\alpha = \sqrt{h}$ kèm
+# rsLoRA cho hệ số $s$ bằng bao nhiêu, và lớn gấp bao nhiêu lần $s$ của quy tắc $\alpha = 2r$? Gán
+# `answer = (s, ratio)`.
 
 # %%
 from course_utils.exercises.rank_alpha import check_sqrt_hidden
+
+answer = ...  # thay ... bằng câu trả lời của bạn
+check_sqrt_hidden(answer);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -279,12 +354,15 @@ assert check_sqrt_hidden(answer)
 # ```{exercise-start}
 # :label: bt-07-2
 # ```
-# Một lần chạy dùng $\alpha = 16$, $A_0$ và tốc độ học $10^{-2}$. Bạn muốn đổi sang $\alpha = 64$ mà quỹ đạo $\Delta W_t$
-# **không đổi**. Phải nhân $A_0$ với bao nhiêu và dùng tốc độ học bao nhiêu? Gán `answer = (a0_factor, lr)`;
-# bộ kiểm tra chạy lại `adam_delta_w` với câu trả lời của bạn.
+# **Đổi alpha mà giữ nguyên quỹ đạo.** Một lần chạy dùng $\alpha = 16$, $A_0$ và tốc độ học $10^{-2}$. Bạn muốn đổi
+# sang $\alpha = 64$ mà quỹ đạo $\Delta W_t$ **không đổi**. Phải nhân $A_0$ với bao nhiêu và dùng tốc độ học bao
+# nhiêu? Gán `answer = (a0_factor, lr)`; bộ kiểm tra chạy lại `adam_delta_w` với câu trả lời của bạn.
 
 # %%
 from course_utils.exercises.rank_alpha import check_equivalent_run
+
+answer = ...  # thay ... bằng câu trả lời của bạn
+check_equivalent_run(answer);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -308,16 +386,15 @@ assert check_equivalent_run(answer)
 # ```{exercise-start}
 # :label: bt-07-3
 # ```
-# Thí nghiệm: ở $r = 64$, với tốc độ học $10^{-2}$ (gấp 5 lần phép quét), quy tắc nào trong ba quy tắc
-# `"alpha = 16"`, `"alpha = 2r"`, `"rsLoRA, alpha = 16"` vẫn cho loss kiểm định thấp hơn loss trước khi huấn luyện
-# ít nhất 1? Dùng `train_lora_run` với các batch của `make_batches()`; để ý hai quy tắc nào có cùng $s$ ở $r = 64$
-# (chỉ cần chạy một lần cho chúng). Gán cho `answer` tập hợp tên các quy tắc đó.
+# **Tốc độ học tốt nhất của $\alpha = 2r$.** Từ kết quả đã lưu của lưới đầy đủ (`rows = load_results()`), với quy tắc
+# `"alpha = 2r"`: ở mỗi $r$, tốc độ học nào cho loss kiểm định trung bình (qua ba hạt giống) thấp nhất? Gán cho
+# `answer` một dict `{r: tốc_độ_học}`. Tốc độ học đó thay đổi thế nào khi $r$ tăng, và vì sao (nghĩ đến $s$)?
 
 # %%
-from course_utils.exercises.rank_alpha import check_high_lr, make_batches
+from course_utils.exercises.rank_alpha import check_best_lrs
 
-model, train_batches, eval_batches, base_loss = make_batches()
-print(f"loss trước khi huấn luyện: {base_loss:.3f}")
+answer = ...  # thay ... bằng câu trả lời của bạn
+check_best_lrs(answer);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -329,14 +406,9 @@ print(f"loss trước khi huấn luyện: {base_loss:.3f}")
 # ```
 
 # %%
-r = 64
-print("s ở r = 64:", {n: scaling_of(n, r, hidden_tiny) for n in ("alpha = 16", "alpha = 2r", "rsLoRA, alpha = 16")})
-loss_fixed = train_lora_run(model, r, 16, False, train_batches, eval_batches, lr=1e-2)
-loss_s2 = train_lora_run(model, r, 2 * r, False, train_batches, eval_batches, lr=1e-2)  # s = 2, như rsLoRA α = 16
-losses = {"alpha = 16": loss_fixed, "alpha = 2r": loss_s2, "rsLoRA, alpha = 16": loss_s2}
-print({n: round(v, 3) for n, v in losses.items()})
-answer = {n for n, v in losses.items() if v < base_loss - 1}
-assert check_high_lr(answer)
+answer = {r: lr for (rule, r), (lr, loss) in best_per_cell(rows).items() if rule == "alpha = 2r"}
+print(answer)  # với α = 2r, s = 2 ở mọi r: bước của ΔW lớn dần theo r, nên tốc độ học tốt nhất nhỏ dần
+assert check_best_lrs(answer)
 
 # %% [markdown]
 # ```{solution-end}
@@ -346,20 +418,24 @@ assert check_high_lr(answer)
 # ```{exercise-start}
 # :label: bt-07-4
 # ```
-# Ghép mỗi khẳng định với bài báo đã đưa ra nó: `"hu"` (Hu và cộng sự, 2021, LoRA), `"qlora"` (Dettmers và cộng sự,
-# 2023), `"rslora"` (Kalajdzievski, 2023), `"biderman"` (Biderman và cộng sự, 2024, "LoRA Learns Less and Forgets
-# Less"), `"illusion"` (Shuttleworth và cộng sự, 2024, "LoRA vs Full Fine-tuning: An Illusion of Equivalence").
-# Gán cho `answer` một dict từ chữ cái sang tên bài.
+# **Ai nói gì.** Ghép mỗi khẳng định với bài báo đã đưa ra nó: `"hu"` (Hu và cộng sự, 2021, LoRA), `"qlora"`
+# (Dettmers và cộng sự, 2023), `"rslora"` (Kalajdzievski, 2023), `"biderman"` (Biderman và cộng sự, 2024, "LoRA
+# Learns Less and Forgets Less"), `"illusion"` (Shuttleworth và cộng sự, 2024, "LoRA vs Full Fine-tuning: An
+# Illusion of Equivalence"). Gán cho `answer` một dict từ chữ cái sang tên bài.
 #
-# - a. Khuyến nghị đặt $\alpha = 2r$.
+# - a. Khuyến nghị đặt $\alpha = 2r$ (và ghi nguồn quy tắc này từ Sebastian Raschka).
 # - b. Với GPT-3, $r = 1$ trên $W_q$, $W_v$ đã cạnh tranh được; alpha đặt bằng giá trị r thử đầu tiên, không dò thêm.
 # - c. Hệ số phải là $\alpha/\sqrt{r}$ để rank cao không làm việc học chậm lại.
-# - d. Gắn LoRA vào mọi lớp tuyến tính quan trọng hơn giá trị của r.
+# - d. Gắn LoRA vào mọi lớp tuyến tính quan trọng hơn giá trị của r (r từ 8 đến 64, trên LLaMA-7B).
 # - e. LoRA tạo ra các chiều xâm nhập (intruder dimensions): vector kỳ dị mới, ứng với giá trị kỳ dị lớn, không có khi
 #   tinh chỉnh toàn bộ.
+# - f. Ở cùng rank, $\alpha = 2r$ sinh ít chiều xâm nhập hơn $\alpha = r$.
 
 # %%
 from course_utils.exercises.rank_alpha import check_papers
+
+answer = ...  # thay ... bằng câu trả lời của bạn
+check_papers(answer);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -371,9 +447,20 @@ from course_utils.exercises.rank_alpha import check_papers
 # ```
 
 # %%
-answer = {"a": "biderman", "b": "hu", "c": "rslora", "d": "qlora", "e": "illusion"}
+answer = {"a": "biderman", "b": "hu", "c": "rslora", "d": "qlora", "e": "illusion", "f": "illusion"}
 assert check_papers(answer)
 
 # %% [markdown]
 # ```{solution-end}
 # ```
+
+# %% [markdown]
+# ## Mọi con số của chương, tính lại
+#
+# Mọi con số mà trang của chương và phần chữ của notebook này nêu ra, tính lại bằng các hàm của `course_utils`
+# (`course_utils.figures.ch07`; kết quả của phép quét đọc từ tệp đã lưu); một bài kiểm thử so chúng với phần chữ.
+
+# %%
+from course_utils.figures import show_figures
+
+show_figures("07_rank_alpha")

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown] tags=["colab-badge"]
-# # Notebook 8: ROUGE và đánh giá đúng cho tiếng Việt
+# # Notebook — ROUGE và đánh giá đúng cho tiếng Việt
 #
 # [![Mở trong Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tinh-chinh-llm/tinh-chinh-llm/blob/main/notebooks/08_rouge.ipynb)
 #
@@ -23,7 +23,7 @@
 # :::
 
 # %% tags=["colab-install", "hide-input"]
-# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.
+# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) phần cài đặt không làm gì.
 # Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.
 import subprocess
 import sys
@@ -37,11 +37,15 @@ if "google.colab" in sys.modules:
         "bitsandbytes==0.50.2",
         "accelerate==1.15.0",
         "datasets==5.2.0",
-        "evaluate==0.4.6",
         "rouge-score==0.1.2",
         "matplotlib==3.11.2",
+        "liger-kernel==0.8.5",
         "course_utils @ git+https://github.com/tinh-chinh-llm/tinh-chinh-llm@main",
     ], check=True)
+
+from course_utils.compat import quiet_logs
+
+quiet_logs()  # ẩn các thông báo người học không cần xử lý (xem course_utils/compat.py)
 
 # %% [markdown]
 # Notebook này đi cùng chương {doc}`../book/08_rouge`. Ta sẽ:
@@ -50,9 +54,10 @@ if "google.colab" in sys.modules:
 # 2. xem bộ tách từ mặc định của `rouge-score` làm hỏng tiếng Việt ra sao, và sửa nó từng bước
 #    (giữ chữ có dấu, chuẩn hóa NFC);
 # 3. so sánh tách theo âm tiết và theo từ, xem ROUGE-Lsum làm gì với nhiều câu;
-# 4. xem những gì ROUGE không thấy, và chấm câu trả lời của một mô hình bằng `evaluate_answers`.
+# 4. xem những gì ROUGE không thấy, và chấm câu trả lời của một mô hình bằng `evaluate_answers`;
+# 5. đo xem một trung bình trên vài chục câu đáng tin đến đâu: khoảng tin cậy bootstrap, và phép so cặp.
 #
-# Phần 1–3 không cần mô hình, chạy gần như tức thì.
+# Các phần trước `evaluate_answers` không cần mô hình, chạy gần như tức thì.
 
 # %%
 import math
@@ -67,7 +72,7 @@ from course_utils.data import load_split
 from course_utils.display import show_source
 
 # %% [markdown]
-# ## 1. ROUGE-N và ROUGE-L từ đầu
+# ## ROUGE-N và ROUGE-L từ đầu
 #
 # ROUGE so một câu trả lời của mô hình (*prediction*) với một câu tham chiếu (*reference*) bằng cách đếm
 # các đơn vị chung. Ở phần này, token là các âm tiết viết thường, tách bằng khoảng trắng; câu ví dụ không
@@ -180,7 +185,7 @@ print(f"{len(pairs)} cặp × 3 loại ROUGE: P, R, F1 tự viết khớp rouge-
 # ```{exercise-start}
 # :label: bt-08-1
 # ```
-# Tính **bằng tay** (giấy bút, không chạy hàm) ROUGE-2 F1 và ROUGE-L F1 cho cặp sau, token là các âm
+# **ROUGE tính tay.** Tính **bằng tay** (giấy bút, không chạy hàm) ROUGE-2 F1 và ROUGE-L F1 cho cặp sau, token là các âm
 # tiết viết thường:
 #
 # - tham chiếu: "lora chỉ huấn luyện hai ma trận nhỏ"
@@ -191,8 +196,8 @@ print(f"{len(pairs)} cặp × 3 loại ROUGE: P, R, F1 tự viết khớp rouge-
 # %%
 from course_utils.exercises.rouge import check_by_hand
 
-# answer = (..., ...)
-# check_by_hand(answer)
+answer = ...  # thay ... bằng câu trả lời của bạn, ví dụ (0.5, 0.25)
+check_by_hand(answer);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -216,7 +221,7 @@ assert check_by_hand(answer)
 # ```
 
 # %% [markdown]
-# ## 2. Bộ tách từ mặc định của `rouge-score` làm mất chữ có dấu
+# ## Bộ tách từ mặc định của `rouge-score` làm mất chữ có dấu
 #
 # Khi không truyền `tokenizer=`, `RougeScorer` dùng `DefaultTokenizer`. Hàm `tokenize` của nó chuyển văn
 # bản sang chữ thường, thay mọi ký tự ngoài `[a-z0-9]` bằng khoảng trắng, rồi tách. Đọc mã nguồn của
@@ -400,7 +405,7 @@ pd.DataFrame(rows).set_index("trường hợp").round(3)
 # ```{exercise-start}
 # :label: bt-08-2
 # ```
-# Một thí nghiệm nhỏ trên tập kiểm định (`load_split("validation")`): ghép câu trả lời mẫu thứ `i` với
+# **Bộ tách mặc định thổi phồng bao nhiêu.** Một thí nghiệm nhỏ trên tập kiểm định (`load_split("validation")`): ghép câu trả lời mẫu thứ `i` với
 # câu tham chiếu thứ `i + 1` (câu cuối ghép với câu đầu), như ta đã làm với tập kiểm tra. Tính ROUGE-1 F1
 # trung bình với bộ tách mặc định (`default_rouge`) và với `rouge_vi`. Bộ tách mặc định thổi phồng điểm
 # của các cặp không liên quan lên bao nhiêu lần? Ghi `answer = rouge1_mặc_định / rouge1_rouge_vi`.
@@ -408,8 +413,8 @@ pd.DataFrame(rows).set_index("trường hợp").round(3)
 # %%
 from course_utils.exercises.rouge import check_inflation
 
-# answer = ...
-# check_inflation(answer)
+answer = ...  # thay ... bằng câu trả lời của bạn
+check_inflation(answer);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -436,7 +441,7 @@ assert check_inflation(answer)
 # ```{exercise-start}
 # :label: bt-08-3
 # ```
-# Chuẩn hóa NFC không giải quyết mọi khác biệt. Tiếng Việt có hai cách đặt dấu thanh: kiểu cũ "hoá",
+# **Hai kiểu đặt dấu thanh.** Chuẩn hóa NFC không giải quyết mọi khác biệt. Tiếng Việt có hai cách đặt dấu thanh: kiểu cũ "hoá",
 # "thuỷ" và kiểu mới "hóa", "thủy". Hãy đoán trước, rồi kiểm tra bằng `rouge_vi`: ROUGE-1 F1 của câu trả
 # lời "Hoá học" so với tham chiếu "hóa học" là bao nhiêu? Ghi vào `answer`. Sau đó nghĩ xem nên làm gì
 # trước khi chấm nếu dữ liệu của bạn trộn hai kiểu.
@@ -444,8 +449,8 @@ assert check_inflation(answer)
 # %%
 from course_utils.exercises.rouge import check_tone_placement
 
-# answer = ...
-# check_tone_placement(answer)
+answer = ...  # thay ... bằng câu trả lời của bạn
+check_tone_placement(answer);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -468,7 +473,7 @@ assert check_tone_placement(answer)
 # ```
 
 # %% [markdown]
-# ## 3. Âm tiết hay từ?
+# ## Âm tiết hay từ?
 #
 # Chữ viết tiếng Việt tách **âm tiết** bằng khoảng trắng, còn một **từ** có thể gồm nhiều âm tiết:
 # "học sinh", "máy tính". `vi_tokenize` đếm âm tiết. Cũng có thể đếm theo từ, sau một bước phân đoạn từ
@@ -495,7 +500,7 @@ print(f"ROUGE-1 theo âm tiết: {by_syllable:.3f}, theo từ: {by_word:.3f}")
 # so được với điểm tính theo âm tiết. Khóa học dùng âm tiết vì nó không phụ thuộc công cụ nào.
 
 # %% [markdown]
-# ## 4. ROUGE-Lsum: nhiều câu, mỗi câu một dòng
+# ## ROUGE-Lsum: nhiều câu, mỗi câu một dòng
 #
 # ROUGE-L coi cả văn bản là một dãy token. ROUGE-Lsum tách văn bản thành câu **theo ký tự xuống dòng**
 # (`"\n"`, đúng như `rouge-score`), rồi với mỗi câu tham chiếu lấy hợp các LCS của nó với từng câu của văn
@@ -514,7 +519,7 @@ print("cùng câu, không xuống dòng:", rouge_vi([pred_sum.replace("\n", " ")
 # dùng bộ tách câu của nltk, nhưng nó cần tải dữ liệu `punkt` và được viết cho tiếng Anh).
 
 # %% [markdown]
-# ## 5. Những gì ROUGE không thấy
+# ## Những gì ROUGE không thấy
 #
 # ROUGE đếm token chung, không hiểu nghĩa. Bốn cặp câu: một câu diễn đạt lại đúng ý, hai câu sai sự thật
 # chỉ vì một từ, và một câu đảo ngược hết thứ tự của tham chiếu.
@@ -541,7 +546,7 @@ pd.DataFrame({name: rouge_vi([p], [r]) for name, (p, r) in limits.items()}).T.ro
 # ```{exercise-start}
 # :label: bt-08-4
 # ```
-# Các câu hỏi "Câu sau đúng hay sai" của bộ dữ liệu có câu trả lời mẫu bắt đầu bằng phán quyết ("Sai."
+# **Câu trả lời ngắn và một mốc ngây thơ.** Các câu hỏi "Câu sau đúng hay sai" của bộ dữ liệu có câu trả lời mẫu bắt đầu bằng phán quyết ("Sai."
 # hoặc "Đúng.") rồi mới giải thích. Giả sử một mô hình chỉ trả lời đúng một chữ "Sai." cho mọi câu loại
 # này trong tập kiểm tra.
 #
@@ -555,8 +560,8 @@ pd.DataFrame({name: rouge_vi([p], [r]) for name, (p, r) in limits.items()}).T.ro
 # %%
 from course_utils.exercises.rouge import check_short_answers
 
-# answer = (..., ...)
-# check_short_answers(answer)
+answer = ...  # thay ... bằng câu trả lời của bạn, ví dụ (0.5, 0.25)
+check_short_answers(answer);
 
 # %% [markdown]
 # ```{exercise-end}
@@ -584,7 +589,7 @@ assert check_short_answers(answer)
 # ```
 
 # %% [markdown]
-# ## 6. Chấm câu trả lời của mô hình: `evaluate_answers`
+# ## Chấm câu trả lời của mô hình: `evaluate_answers`
 #
 # Bài thực hành ở chương sau chấm mô hình trước và sau khi tinh chỉnh bằng `evaluate_answers`: sinh câu trả
 # lời tham lam (greedy) với một ngân sách token cố định cho các bản ghi của tập kiểm tra, dùng đúng system
@@ -606,7 +611,7 @@ from course_utils.profiles import get_profile
 
 profile = get_profile()
 model, tokenizer = load_model_and_tokenizer(profile, quantize=not profile.is_tiny)
-n_examples = 6 if profile.is_tiny else profile.n_eval_examples
+n_examples = profile.n_eval_examples  # as in the lab: 12 with the tiny profile, 24 with t4
 table, means = evaluate_answers(model, tokenizer, test[:n_examples], max_new_tokens=profile.eval_max_new_tokens)
 print(f"[{profile.model_id}] {n_examples} câu, tối đa {profile.eval_max_new_tokens} token mới")
 print({k: round(v, 3) for k, v in means.items()})
@@ -620,3 +625,85 @@ assert len(table) == n_examples and set(means) >= {"rouge1", "rouge2", "rougeL",
 assert all(0.0 <= means[t] <= 1.0 for t in ("rouge1", "rouge2", "rougeL", "rougeLsum"))
 assert math.isclose(means["rouge1"], rouge_vi(list(table["answer"]), list(table["reference"]))["rouge1"])
 print(f"Notebook này đã chạy với profile '{profile.name}', mô hình {profile.model_id}.")
+
+# %% [markdown]
+# ## Đánh giá đáng tin: khoảng tin cậy bootstrap
+#
+# Trung bình ROUGE trên vài chục câu phụ thuộc vào việc *những câu nào* nằm trong tập kiểm tra: đổi vài câu là
+# trung bình đổi theo. Bootstrap (Efron, 1979) đo sự phụ thuộc đó mà không cần thêm dữ liệu: rút lại các câu của
+# tập kiểm tra **có hoàn lại**, nhiều lần, tính trung bình của mỗi lần rút, rồi lấy khoảng chứa 95% các trung bình
+# đó ({term}`khoảng tin cậy <Khoảng tin cậy>` bootstrap phân vị, *percentile bootstrap*).
+
+# %%
+from course_utils.metrics import bootstrap_ci, paired_bootstrap
+
+show_source(bootstrap_ci)
+
+# %% [markdown]
+# Khoảng của ROUGE-1 trung bình trong bảng vừa chấm (với profile `tiny`: của mô hình tiny chưa tinh chỉnh):
+
+# %%
+mean, low, high = bootstrap_ci(table["rouge1"])
+print(f"[{profile.model_id}] ROUGE-1 trung bình trên {len(table)} câu: {mean:.3f}, "
+      f"khoảng tin cậy 95%: [{low:.3f}, {high:.3f}]")
+assert low <= mean <= high
+
+# %% [markdown]
+# Khoảng này chỉ tính đến việc chọn câu hỏi. Một lần huấn luyện khác (hạt giống khác, thứ tự dữ liệu khác) cho
+# một mô hình khác, nên sai số thật của "ROUGE sau khi tinh chỉnh" còn lớn hơn.
+#
+# ### So cặp hay không so cặp
+#
+# So "trước" và "sau" khi tinh chỉnh là so hai cột điểm trên **cùng** các câu. Các câu khác nhau rất nhiều về độ
+# khó, và độ chênh đó nằm trong khoảng tin cậy của từng cột. Phép so **cặp** (paired) rút lại chỉ số câu một lần
+# cho cả hai cột, nên độ khó của từng câu triệt tiêu: khoảng tin cậy là của trung bình hiệu `sau − trước`.
+#
+# Một ví dụ dựng sẵn, không cần mô hình: hai "hệ thống" trả lời mỗi câu hỏi của tập kiểm tra bằng đúng phần đầu
+# của câu tham chiếu, hệ A dừng sau 8 âm tiết, hệ B sau 10 âm tiết, giống hai ngân sách token khác nhau. Câu nào
+# B cũng không kém A, nhưng điểm của từng hệ trải rộng theo độ dài tham chiếu.
+
+# %%
+show_source(paired_bootstrap)
+
+# %%
+refs_test = [r["output"] for r in test]
+
+
+def first_syllables(k):
+    """Each test reference cut after its first k syllables: a made-up system with a budget of k syllables."""
+    return [" ".join(vi_tokenize(r)[:k]) for r in refs_test]
+
+
+score_a = [s["rouge1"] for s in rouge_scores(first_syllables(8), refs_test, ("rouge1",))]
+score_b = [s["rouge1"] for s in rouge_scores(first_syllables(10), refs_test, ("rouge1",))]
+ci_a, ci_b = bootstrap_ci(score_a), bootstrap_ci(score_b)
+paired = paired_bootstrap(score_a, score_b)
+print(f"hệ A (8 âm tiết):  {ci_a[0]:.3f}  khoảng [{ci_a[1]:.3f}, {ci_a[2]:.3f}]")
+print(f"hệ B (10 âm tiết): {ci_b[0]:.3f}  khoảng [{ci_b[1]:.3f}, {ci_b[2]:.3f}]")
+print(f"so cặp, B − A:     {paired['mean_diff']:.3f}  khoảng [{paired['low']:.3f}, {paired['high']:.3f}], "
+      f"B hơn A trong {paired['share_better']:.0%} số lần rút")
+assert all(b >= a for a, b in zip(score_a, score_b))
+assert ci_b[1] < ci_a[2]  # unpaired: the two intervals overlap
+assert paired["low"] > 0 and paired["share_better"] == 1.0  # paired: the gain is clear
+
+# %% [markdown]
+# Nhìn riêng từng cột, hai khoảng tin cậy chồng lên nhau: không thể nói B hơn A. So cặp thì khoảng của hiệu nằm
+# hẳn trên 0, và B hơn A trong mọi lần rút. Vì vậy khi so mô hình trước và sau khi tinh chỉnh, hãy chấm cả hai
+# trên cùng các câu và dùng `paired_bootstrap` trên hai cột điểm của `evaluate_answers`, thay vì so hai trung bình
+# với hai khoảng tin cậy riêng.
+#
+# Cuối cùng, khoảng tin cậy không cứu được một phép đo sai: điểm ROUGE tiếng Việt trong các bài báo hay bảng xếp
+# hạng, nếu tính bằng bộ tách mặc định của `rouge-score` (xóa mọi chữ có dấu, như ở trên), không so được với
+# nhau, cũng không so được với `rouge_vi` của khóa học. Trước khi so một con số đã công bố, hãy tìm xem nó được
+# tính bằng bộ tách nào.
+
+# %% [markdown]
+# ## Mọi con số của chương, tính lại
+#
+# Mọi con số mà trang của chương và phần chữ của notebook này nêu ra đều được tính lại ở đây bằng các hàm của
+# `course_utils` (`course_utils.figures.ch08`); một bài kiểm thử so chúng với phần chữ.
+
+# %%
+from course_utils.figures import show_figures
+
+show_figures("08_rouge")

@@ -22,8 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 # what a notebook needs at run time on Colab (torch stays Colab's own)
-RUNTIME_PACKAGES = ["transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets", "evaluate",
-                    "rouge-score", "matplotlib"]
+RUNTIME_PACKAGES = ["transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets", "rouge-score",
+                    "matplotlib", "liger-kernel"]
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 TINY_NOTE = (
     ":::{note}\n"
@@ -57,7 +57,10 @@ def colab_url(notebook: str) -> str:
 def pins() -> dict[str, str]:
     """name -> version of every `name==version` line of requirements.txt."""
     out = {}
-    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
+    lines = []
+    for name in ("requirements.txt", "requirements-gpu.txt"):
+        lines += (ROOT / name).read_text(encoding="utf-8").splitlines()
+    for line in lines:
         m = re.match(r"^\s*([A-Za-z0-9_.\-]+)==([^\s;#]+)", line)
         if m:
             out[m.group(1).lower()] = m.group(2)
@@ -77,7 +80,7 @@ def badge_source(title_line: str, notebook: str) -> str:
 def install_source() -> str:
     specs = ",\n        ".join(f'"{s}"' for s in install_specs())
     return (
-        "# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) ô này không làm gì.\n"
+        "# Ô cài đặt cho Google Colab; ở nơi khác (máy của bạn, CI) phần cài đặt không làm gì.\n"
         "# Phiên bản được ghim đúng như requirements.txt của khóa học; torch của Colab được giữ nguyên.\n"
         "import subprocess\n"
         "import sys\n"
@@ -86,7 +89,11 @@ def install_source() -> str:
         "    subprocess.run([\n"
         '        sys.executable, "-m", "pip", "install", "-q",\n'
         f"        {specs},\n"
-        "    ], check=True)"
+        "    ], check=True)\n"
+        "\n"
+        "from course_utils.compat import quiet_logs\n"
+        "\n"
+        "quiet_logs()  # ẩn các thông báo người học không cần xử lý (xem course_utils/compat.py)"
     )
 
 

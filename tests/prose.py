@@ -96,22 +96,3 @@ def unchecked(text: str, figures) -> list[str]:
     allowed = written_forms(figures)
     return sorted(n for n in numbers(text) if n not in allowed)
 
-
-# ---------------------------------------------------------------- transitional: removed once no test uses it
-def chapter(stem: str):  # pragma: no cover - the old sentence-pinning reader, being replaced
-    from types import SimpleNamespace
-
-    raw_page = lambda: squash(page_path(stem).read_text(encoding="utf-8"))  # noqa: E731
-    source = lambda: notebook_path(stem).read_text(encoding="utf-8")  # noqa: E731
-    prose = lambda: squash(markdown_cells(source()))  # noqa: E731
-
-    def in_page(*needles):
-        for needle in needles:
-            assert squash(needle) in raw_page(), f"không thấy {needle!r} trong {stem}.md"
-
-    def in_notebook(*needles):
-        for needle in needles:
-            assert squash(needle) in prose(), f"không thấy {needle!r} trong {stem}.py"
-
-    return SimpleNamespace(page=raw_page, source=source, notebook_prose=prose, in_page=in_page,
-                           in_notebook=in_notebook, page_path=page_path(stem), notebook_path=notebook_path(stem))

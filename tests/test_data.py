@@ -130,3 +130,52 @@ def test_good_files_load_and_normalise(tmp_path):
                                     {"role": "assistant", "content": "a"}]})
     recs, fmt = load_records(write(tmp_path, msgs, "m.jsonl"))
     assert fmt == "messages" and recs[0]["messages"][2]["content"] == "a"
+
+
+MULTI = {"conversations": [{"from": "system", "value": "Bạn là trợ lý."}, {"from": "human", "value": "Chào"},
+                           {"from": "gpt", "value": "Chào bạn!"}, {"from": "human", "value": "LoRA là gì?"},
+                           {"from": "gpt", "value": "Một cập nhật hạng thấp."}]}
+
+
+def test_multi_turn_gives_one_prompt_completion_row_per_answer():
+    from course_utils.data import eval_pairs
+
+    rows = to_training_dataset([MULTI], loss_on="completion_only", fmt="sharegpt")
+    assert len(rows) == 2
+    assert rows[0]["completion"] == [{"role": "assistant", "content": "Chào bạn!"}]
+    assert [m["content"] for m in rows[1]["prompt"]] == ["Bạn là trợ lý.", "Chào", "Chào bạn!", "LoRA là gì?"]
+    assert len(to_training_dataset([MULTI], fmt="sharegpt")) == 1  # assistant_only: the template finds both answers
+    (prompt, reference), = eval_pairs([MULTI], "sharegpt")
+    assert reference == "Một cập nhật hạng thấp." and prompt[-1]["content"] == "LoRA là gì?"
+
+
+def test_json_list_on_one_line_names_the_record(tmp_path):
+    from course_utils.data import load_source
+
+    p = write(tmp_path, json.dumps([{"instruction": "a", "output": "b"}, {"instruction": "c"}]), "data.json")
+    with pytest.raises(DatasetFormatError, match="bản ghi thứ 2"):
+        load_source(p)
+
+
+def test_sources_files_directories_and_refusals(tmp_path):
+    from course_utils.data import DatasetSourceError, load_source
+
+    (tmp_path / "d").mkdir()
+    write(tmp_path / "d", "\n".join([GOOD, GOOD]) + "\n")
+    records, fmt = load_source(tmp_path / "d")  # a local dataset directory, read by datasets.load_dataset
+    assert fmt == "alpaca" and len(records) == 2 and records[0]["output"] == "Đáp"
+    with pytest.raises(DatasetSourceError, match="JSONL"):
+        load_source(write(tmp_path, "a,b\n1,2\n", "data.csv"))
+    with pytest.raises(DatasetSourceError, match="Không tìm thấy"):
+        load_source(tmp_path / "missing.jsonl")
+
+
+def test_seeded_split_is_reproducible_and_complete():
+    from course_utils.data import DatasetSourceError, split_records
+
+    records = list(range(20))
+    train, val = split_records(records, 0.1, seed=1)
+    assert (train, val) == split_records(records, 0.1, seed=1) and len(val) == 2
+    assert sorted(train + val) == records and split_records(records, 0.1, seed=2) != (train, val)
+    with pytest.raises(DatasetSourceError):
+        split_records([1], 0.1)

@@ -1,4 +1,4 @@
-"""course_utils.lora: the LoRA layer against peft, parameter counts against peft, the Adam equivalence."""
+"""course_utils.lora: the LoRA layer against peft, parameter counts (configs) against peft, the Adam toys."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from course_utils.configs import count_lora_params
-from course_utils.lora import LoRALinear, adam_delta_w, lora_scaling, scaling_of
+from course_utils.lora import LoRALinear, adam_delta_w, first_step_change, lora_scaling, toy_regression
 
 peft = pytest.importorskip("peft")
 from peft import LoraConfig, TaskType, get_peft_model  # noqa: E402
@@ -121,17 +121,13 @@ def test_count_lora_params_qwen_known_values():
         count_lora_params(qwen, 8, ("wq",))
 
 
-def test_scalings():
+def test_lora_scaling():
     assert lora_scaling(16, 32) == 2
     assert lora_scaling(16, 32, rslora=True) == 8
-    assert scaling_of("alpha = 16", 64, 128) == 0.25
-    assert scaling_of("rsLoRA, alpha = 16", 64, 128) == 2
-    assert scaling_of("alpha = √hidden, rsLoRA", 16, 3584) == pytest.approx(math.sqrt(3584 / 16))
+    assert lora_scaling(64, 16) == 0.25
 
 
-def _toy_problem(k_scale: float = 1.0):
-    from course_utils.lora import toy_regression
-
+def _toy_problem():
     return toy_regression()
 
 
@@ -152,3 +148,22 @@ def test_alpha_lr_equivalence_breaks_with_large_eps():
     ref = adam_delta_w(W, A0, X, Y, alpha=16, lr=1e-2, steps=60, eps=1e-3)
     same = adam_delta_w(W, A0 / math.sqrt(k), X, Y, alpha=16 * k, lr=1e-2 / math.sqrt(k), steps=60, eps=1e-3)
     assert max((a - b).abs().max().item() for a, b in zip(ref, same)) > 1e-6
+
+
+def test_first_step_scales_with_rank_as_the_chapter_says():
+    """One step at a fixed alpha, from r = 1 to r = 64: how the change of the layer's output grows with r.
+
+    Adam on one input: constant with alpha / r, about sqrt(r) times larger with rsLoRA; SGD: constant with
+    rsLoRA, about r times smaller with alpha / r; Adam on many independent inputs: it shrinks with alpha / r.
+    """
+    def growth(rslora, optimizer, n_inputs=1):
+        return first_step_change(64, rslora, optimizer, n_inputs) / first_step_change(1, rslora, optimizer, n_inputs)
+
+    assert 0.5 < growth(False, "adam") < 2
+    assert 4 < growth(True, "adam") < 16
+    assert 0.5 < growth(True, "sgd") < 2
+    assert growth(False, "sgd") < 1 / 16
+    assert growth(False, "adam", n_inputs=64) < 0.5
+    assert 0.5 < growth(True, "adam", n_inputs=64) < 4
+    with pytest.raises(ValueError, match="adam"):
+        first_step_change(4, False, "adamw")

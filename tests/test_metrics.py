@@ -222,18 +222,78 @@ def test_evaluate_answers_table_and_means(monkeypatch):
         evaluate_answers(None, None, [], max_new_tokens=8)
 
 
-# ---------------------------------------------------------------- exercise checkers
+# ---------------------------------------------------------------- bootstrap: how sure is a mean score
 
-def test_exercise_checkers(capsys):
-    from course_utils.exercises import rouge as ex
+def test_bootstrap_ci_covers_a_known_mean():
+    """On samples from a known distribution, the 95% interval holds the true mean in about 95% of the draws."""
+    import numpy as np
 
-    assert ex.check_by_hand((4 / 7, 7 / 8))
-    assert not ex.check_by_hand((7 / 8, 4 / 7))
-    assert not ex.check_by_hand(0.5)
-    assert ex.check_tone_placement(0.5) and not ex.check_tone_placement(1.0)
-    assert ex.check_short_answers((1.0, rouge_vi(["Sai."] * 3, [r["output"] for r in load_split("test")
-                                                              if r["instruction"].startswith("Câu sau")])["rouge1"]))
-    assert not ex.check_short_answers((1.0, 1.0))
-    assert not ex.check_inflation(1.0)
-    out = capsys.readouterr().out
-    assert "Đúng rồi" in out and "Gợi ý" in out
+    from course_utils.metrics import bootstrap_ci
+
+    rng = np.random.default_rng(123)
+    true_mean = 0.3  # Beta(3, 7): skewed and bounded, like per-item ROUGE
+    hits = 0
+    for trial in range(200):
+        sample = rng.beta(3, 7, size=40)
+        mean, low, high = bootstrap_ci(sample, n_resamples=1000, seed=trial)
+        assert low <= mean <= high and mean == pytest.approx(sample.mean())
+        hits += low <= true_mean <= high
+    assert 0.88 <= hits / 200 <= 0.99, hits
+    # more items, narrower interval; a higher confidence, a wider one
+    small, large = rng.beta(3, 7, size=24), rng.beta(3, 7, size=960)
+    width = lambda ci: ci[2] - ci[1]  # noqa: E731
+    assert width(bootstrap_ci(large)) < 0.3 * width(bootstrap_ci(small))
+    assert width(bootstrap_ci(small, confidence=0.99)) > width(bootstrap_ci(small, confidence=0.8))
+
+
+def test_bootstrap_ci_is_deterministic_and_degenerate_when_constant():
+    from course_utils.metrics import bootstrap_ci
+
+    scores = [0.1, 0.5, 0.3, 0.9, 0.2, 0.0, 0.4]
+    assert bootstrap_ci(scores, seed=7) == bootstrap_ci(scores, seed=7)
+    assert bootstrap_ci(scores, seed=7) != bootstrap_ci(scores, seed=8)
+    assert bootstrap_ci([0.25] * 10) == (0.25, 0.25, 0.25)
+    mean, low, high = bootstrap_ci([True, False, True, True])  # an exact_match column
+    assert mean == 0.75 and 0 <= low <= high <= 1
+
+
+def test_paired_bootstrap_separates_a_clear_gain_from_noise():
+    import numpy as np
+
+    from course_utils.metrics import bootstrap_ci, paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    difficulty = rng.uniform(0.05, 0.9, size=30)  # items differ much more than the two systems do
+    before = difficulty
+    after = np.clip(difficulty + 0.03 + rng.normal(0, 0.01, size=30), 0, 1)
+    gain = paired_bootstrap(before, after)
+    assert set(gain) == {"mean_diff", "low", "high", "share_better"}
+    assert 0 < gain["low"] <= gain["mean_diff"] <= gain["high"] and gain["share_better"] == 1.0
+    assert gain["mean_diff"] == pytest.approx((after - before).mean())
+    # the same two columns compared unpaired: the two intervals overlap, the gain is hidden by the items' spread
+    _, _, high_before = bootstrap_ci(before)
+    _, low_after, _ = bootstrap_ci(after)
+    assert low_after < high_before
+    # noise only: the interval of the difference holds 0, and share_better is far from 0 and 1
+    noise = paired_bootstrap(before, before + rng.normal(0, 0.05, size=30))
+    assert noise["low"] < 0 < noise["high"] and 0.05 < noise["share_better"] < 0.95
+    # a loss is a negative difference
+    assert paired_bootstrap(after, before)["high"] < 0
+    assert paired_bootstrap(before, after, seed=3) == paired_bootstrap(before, after, seed=3)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda f: f["ci"]([]), "rỗng"),
+    (lambda f: f["ci"]("0.5 0.7"), "dãy điểm"),
+    (lambda f: f["ci"](["a", "b"]), "con số"),
+    (lambda f: f["ci"]([0.1, float("nan")]), "NaN"),
+    (lambda f: f["ci"]([0.1, 0.2], n_resamples=0), "n_resamples"),
+    (lambda f: f["ci"]([0.1, 0.2], confidence=95), "confidence"),
+    (lambda f: f["paired"]([0.1, 0.2], [0.3]), "cùng các câu"),
+    (lambda f: f["paired"]([], []), "rỗng"),
+])
+def test_bootstrap_rejects_bad_input_in_vietnamese(call, fragment):
+    from course_utils.metrics import bootstrap_ci, paired_bootstrap
+
+    with pytest.raises(ValueError, match=fragment):
+        call({"ci": bootstrap_ci, "paired": paired_bootstrap})

@@ -23,7 +23,9 @@ def test_gated_model_token(monkeypatch):
     assert "HF_TOKEN" in str(e.value) and "Secrets" in str(e.value)
     monkeypatch.setenv("HF_TOKEN", "hf_test_value")
     assert get_hf_token(vistral) == "hf_test_value"
-    assert get_hf_token(get_profile("t4")) is None  # Qwen2.5-7B-Instruct is not gated: no token asked
+    assert get_hf_token(get_profile("t4")) == "hf_test_value"  # not gated, but a token there is used (any model id)
+    monkeypatch.delenv("HF_TOKEN")
+    assert get_hf_token(get_profile("t4")) is None  # and none is asked for
 
 
 def test_hub_path_on_a_local_directory(tiny_dir, monkeypatch):

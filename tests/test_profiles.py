@@ -38,7 +38,23 @@ def test_profiles_are_frozen_and_complete():
     assert get_profile("t4-vistral").model_id == "Viet-Mistral/Vistral-7B-Chat"
     tiny = get_profile("tiny")
     assert tiny.is_tiny and not tiny.needs_gpu and not tiny.fp16
-    for name, prof in PROFILES.items():  # everything a run needs is there
-        for field in ("max_length", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
-                      "learning_rate", "lora_r", "lora_alpha", "lora_target_modules", "eval_steps"):
-            assert getattr(prof, field) is not None, (name, field)
+
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"max_steps": -3}, "max_steps"), ({"max_steps": 0}, "max_steps"), ({"per_device_train_batch_size": 0}, "batch"),
+    ({"learning_rate": 0.0}, "learning_rate"), ({"loss_on": "answers"}, "loss_on"), ({"lora_r": 2.5}, "lora_r"),
+    ({"validation_share": 1.0}, "validation_share"), ({"no_such_field": 1}, "no_such_field"),
+])
+def test_a_bad_setting_is_refused_in_vietnamese(changes, words):
+    with pytest.raises(ProfileError, match=words) as e:
+        get_profile("t4").replace(**changes)
+    assert "phải" in str(e.value) or "không có" in str(e.value)
+
+
+def test_settings_from_the_command_line_are_typed_like_the_field():
+    p = get_profile("tiny").with_settings(["lora_r=8", "learning_rate=1e-4", "use_liger_kernel=true", "lora_dropout=0"])
+    assert (p.lora_r, p.learning_rate, p.use_liger_kernel, p.lora_dropout) == (8, 1e-4, True, 0.0)
+    for bad in ("lora_r=tám", "lora_r", "khong_co=1", "use_liger_kernel=có"):
+        with pytest.raises(ProfileError):
+            get_profile("tiny").with_settings([bad])

@@ -318,3 +318,47 @@ def test_affine_beats_absmax_on_one_sided_data():
     q, s, z = affine_quantize(x)
     err_affine = (affine_dequantize(q, s, z) - x).pow(2).mean()
     assert err_affine < err_absmax / 3  # half the codes wasted: step twice as large
+
+
+# ---------------------------------------------------------------- how evenly NF4's levels are used
+
+def test_bin_probabilities_sum_to_one_and_are_not_equal():
+    from course_utils.quant import nf4_bin_probabilities
+
+    p = nf4_bin_probabilities()
+    assert p.shape == (16,) and abs(p.sum().item() - 1) < 1e-12 and (p > 0).all()
+    assert p.max() - p.min() > 0.01  # roughly 1/16 each, not exactly
+    # the asymmetric construction: 7 negative levels spread over the same range as 8 positive ones, so each gets more
+    assert p[:7].mean() > p[8:].mean() and p.argmax() < 7
+
+
+def test_bin_probabilities_match_sampling():
+    from course_utils.quant import NF4_LEVELS, NF4_OFFSET, nf4_bin_probabilities
+
+    span = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(NF4_OFFSET)).item()
+    x = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0)) / span
+    mids = (NF4_LEVELS[:-1] + NF4_LEVELS[1:]) / 2
+    sampled = torch.bincount(torch.bucketize(x.clamp(-1, 1), mids), minlength=16).double() / x.numel()
+    assert torch.allclose(sampled, nf4_bin_probabilities(), atol=1e-3)
+
+
+def test_expected_absmax():
+    from course_utils.quant import expected_absmax
+
+    assert abs(expected_absmax(1) - math.sqrt(2 / math.pi)) < 1e-6  # E|x| of one N(0, 1) sample
+    blocks = torch.randn(200_000, 64, generator=torch.Generator().manual_seed(1)).abs().amax(dim=1)
+    assert abs(blocks.mean().item() - expected_absmax(64)) < 0.005
+    assert expected_absmax(256) > expected_absmax(64) > expected_absmax(16)  # grows with the block size
+
+
+def test_code_shares_of_normal_blocks():
+    from course_utils.quant import nf4_bin_probabilities, nf4_code_shares
+
+    x = torch.randn(512, 1024, generator=torch.Generator().manual_seed(2))
+    shares = nf4_code_shares(x)
+    assert abs(shares.sum().item() - 1) < 1e-12
+    # each block's absmax lands on code 0 or 15: at least 1/64 of the values
+    assert shares[0] + shares[15] >= 1 / 64
+    # values divided by a block absmax crowd towards 0: outer codes rarer, inner codes more common than assumed
+    p = nf4_bin_probabilities()
+    assert shares[0] + shares[15] < p[0] + p[15] and shares[6:10].sum() > p[6:10].sum()

@@ -2,19 +2,9 @@
 
 Modules: profiles (run settings), tiny (the offline tiny model), models (loading, generation),
 data (the Vietnamese dataset and formats), train (the QLoRA trainer), memory (memory plans),
-configs (reference configs and parameter counts), and one module per mechanism a chapter builds.
+configs (reference configs and parameter counts), templates (the loss mask), lab (the QLoRA lab's steps),
+export (merge and share), compat (every workaround of an upstream behaviour), figures (the numbers each chapter
+quotes), and one module per mechanism a chapter builds. Importing it changes nothing global.
 """
 
 __version__ = "0.1.0"
-
-import logging as _logging
-
-# bitsandbytes 0.50 warns at import, on CPUs with AVX512-BF16, that it cannot fetch an optional
-# inference kernel from the Hub ("Failed to load CPU gemm_4bit_forward from kernels-community").
-# The course turns that CPU inference path off anyway (models.keep_cpu_4bit_trainable): hide the noise.
-_logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(_logging.ERROR)
-
-import warnings as _warnings
-
-# Raised inside peft/TRL (not by course code) on transformers 5.23; nothing a learner can act on.
-_warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)

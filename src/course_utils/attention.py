@@ -95,6 +95,25 @@ def swiglu_ffn(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, w_down
     return F.linear(F.silu(F.linear(x, w_gate)) * F.linear(x, w_up), w_down)
 
 
+def silu_minimum() -> tuple[float, float]:
+    """(z, SiLU(z)) at SiLU's lowest point: SiLU(z) = z·σ(z) is not a gate in [0, 1]; it dips below 0 once.
+
+    Its derivative σ(z)·(1 + z·(1 − σ(z))) vanishes where 1 + z·(1 − σ(z)) = 0, found by bisection (float64).
+    """
+    def sigmoid(z: float) -> float:
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def slope_sign(z: float) -> float:
+        return 1.0 + z * (1.0 - sigmoid(z))
+
+    lo, hi = -10.0, 0.0  # slope_sign(lo) < 0 < slope_sign(hi)
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if slope_sign(mid) < 0 else (lo, mid)
+    z = (lo + hi) / 2
+    return z, z * sigmoid(z)
+
+
 def classic_ffn(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
                 activation=F.relu) -> torch.Tensor:
     """The FFN of the original Transformer: activation(x W1ᵀ + b1) W2ᵀ + b2 (ReLU, or GELU in GPT/BERT)."""

@@ -12,32 +12,44 @@ is skipped. All text is normalised to Unicode NFC.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from importlib import resources
 from pathlib import Path
 
+from .errors import CourseError
+
 SPLITS = ("train", "validation", "test")
+# questions outside the course's subject, answered before and after fine-tuning: what the model may forget
+PROBE = "probe"
 SYSTEM_PROMPT = "Bạn là trợ lý AI trả lời bằng tiếng Việt, ngắn gọn và chính xác."
 ALPACA_KEYS = {"instruction", "input", "output"}
 SHAREGPT_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
 MESSAGE_ROLES = {"system", "user", "assistant"}
 
 
-class DatasetFormatError(ValueError):
-    """A record that cannot be used; the message names the file and the line."""
+class DatasetFormatError(CourseError):
+    """A record that cannot be used; the message names the file, the line and (in a JSON list) the record."""
 
-    def __init__(self, source: str, line: int | None, problem: str):
-        self.source, self.line, self.problem = source, line, problem
+    def __init__(self, source: str, line: int | None, problem: str, record: int | None = None):
+        self.source, self.line, self.problem, self.record = source, line, problem, record
         where = f"{source}, dòng {line}" if line is not None else source
+        if record is not None:
+            where += f" (bản ghi thứ {record})"
         super().__init__(f"{where}: {problem}")
+
+
+class DatasetSourceError(CourseError):
+    """A data path or dataset id that cannot be read; the message says what to do."""
 
 
 # ---------------------------------------------------------------- the course dataset
 
 def load_split(split: str) -> list[dict]:
-    """One split ("train", "validation", "test") of the course dataset, as Alpaca records."""
-    if split not in SPLITS:
-        raise ValueError(f'Không có split "{split}". Chọn một trong: {", ".join(SPLITS)}.')
+    """One split ("train", "validation", "test") of the course dataset, or the forgetting probe ("probe"),
+    as Alpaca records."""
+    if split not in (*SPLITS, PROBE):
+        raise ValueError(f'Không có split "{split}". Chọn một trong: {", ".join(SPLITS)}, {PROBE}.')
     resource = resources.files("course_utils").joinpath(f"data/{split}.jsonl")
     records, fmt = parse_records(resource.read_text(encoding="utf-8"), source=f"course_utils/data/{split}.jsonl",
                                  jsonl=True)
@@ -91,9 +103,19 @@ def to_messages(record: dict, fmt: str, system: str | None = SYSTEM_PROMPT) -> l
     raise ValueError(f"Định dạng không hỗ trợ: {fmt}")
 
 
+def conversation_turns(messages: list[dict]) -> list[tuple[list[dict], dict]]:
+    """(the messages before it, the answer) for every assistant answer of a conversation."""
+    return [(messages[:i], m) for i, m in enumerate(messages) if m["role"] == "assistant"]
+
+
 def to_training_dataset(records: list[dict], loss_on: str = "assistant_only", fmt: str = "alpaca",
                         system: str | None = SYSTEM_PROMPT):
-    """A datasets.Dataset for TRL: {"messages"} (assistant_only loss) or {"prompt", "completion"}."""
+    """A datasets.Dataset for TRL, with the loss on every answer of the assistant.
+
+    loss_on="assistant_only": {"messages"} (the chat template's {% generation %} markers find the answers);
+    loss_on="completion_only": {"prompt", "completion"}, one row per answer (a conversation of k answers gives
+    k rows, each prompt holding the conversation so far).
+    """
     from datasets import Dataset
 
     rows = []
@@ -102,10 +124,19 @@ def to_training_dataset(records: list[dict], loss_on: str = "assistant_only", fm
         if loss_on == "assistant_only":
             rows.append({"messages": messages})
         elif loss_on == "completion_only":
-            rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
+            rows.extend({"prompt": before, "completion": [answer]} for before, answer in conversation_turns(messages))
         else:
             raise ValueError(f'loss_on phải là "assistant_only" hoặc "completion_only", không phải "{loss_on}".')
     return Dataset.from_list(rows)
+
+
+def eval_pairs(records: list[dict], fmt: str = "alpaca", system: str | None = SYSTEM_PROMPT):
+    """(prompt messages, reference answer) of each record: the conversation up to its last answer, and that answer."""
+    pairs = []
+    for r in records:
+        before, answer = conversation_turns(to_messages(r, fmt, system))[-1]
+        pairs.append((before, answer["content"]))
+    return pairs
 
 
 # ---------------------------------------------------------------- loading your own data
@@ -113,8 +144,12 @@ def to_training_dataset(records: list[dict], loss_on: str = "assistant_only", fm
 def load_records(path: str | Path) -> tuple[list[dict], str]:
     """Read a JSONL (one record per line) or JSON (a list of records) file; return (records, format)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"Không tìm thấy tệp {path}. Kiểm tra lại đường dẫn.")
+    if not path.is_file():
+        raise DatasetSourceError(f"Không tìm thấy tệp {path}. Kiểm tra lại đường dẫn.")
+    if path.suffix.lower() in (".csv", ".tsv", ".parquet", ".xlsx", ".xls"):
+        raise DatasetSourceError(f"{path}: khóa học đọc tệp JSONL (mỗi dòng một bản ghi JSON) hoặc JSON (một danh "
+                                 "sách bản ghi). Hãy chuyển tệp sang JSONL, ví dụ bằng pandas: "
+                                 'df.to_json("data.jsonl", orient="records", lines=True, force_ascii=False).')
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -123,14 +158,54 @@ def load_records(path: str | Path) -> tuple[list[dict], str]:
 
 
 def load_hub_records(name: str, split: str = "train", token: str | None = None) -> tuple[list[dict], str]:
-    """Load a dataset from the Hugging Face Hub (needs internet, e.g. on Colab) and check it like a file.
+    """A dataset from the Hugging Face Hub (needs internet, e.g. on Colab), or a local dataset directory that
+    `datasets.load_dataset` reads (JSON/CSV/Parquet files, or a save_to_disk folder); checked like a file.
 
-    "Line" in an error is the row number (from 1).
+    "dòng" in an error is the row number (from 1).
     """
-    from datasets import load_dataset
+    import datasets
 
-    ds = load_dataset(name, split=split, token=token)
+    path = Path(name).expanduser()
+    try:
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            ds = datasets.load_from_disk(str(path))
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds[split] if split in ds else ds[next(iter(ds))]
+        else:
+            ds = datasets.load_dataset(str(path) if path.is_dir() else name, split=split, token=token)
+    except (FileNotFoundError, ValueError, ConnectionError, OSError) as e:
+        raise DatasetSourceError(
+            f'Không đọc được bộ dữ liệu "{name}" ({type(e).__name__}: {str(e).splitlines()[0][:160]}). '
+            "Với tên trên Hub: kiểm tra tên, mạng và token (bộ dữ liệu gated cần HF_TOKEN); với thư mục: nó phải chứa "
+            "tệp .json/.jsonl/.csv/.parquet hoặc là thư mục save_to_disk.") from None
     return check_records(list(ds), source=f"{name} [{split}]", lines=list(range(1, len(ds) + 1)))
+
+
+def load_source(source: str | Path, token: str | None = None) -> tuple[list[dict], str]:
+    """Records and their format from a JSONL/JSON file, a local dataset directory, or a Hub dataset id."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return load_records(path)
+    if path.is_dir() or re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", str(source)) and not str(source).startswith("."):
+        return load_hub_records(str(source), token=token)
+    raise DatasetSourceError(f'Không tìm thấy tệp dữ liệu "{source}". Kiểm tra đường dẫn (đuôi .jsonl: mỗi dòng một '
+                             'bản ghi; .json: một danh sách bản ghi), hoặc dùng tên một bộ dữ liệu trên Hub '
+                             '("tổ-chức/tên", cần mạng).')
+
+
+def split_records(records: list, validation_share: float = 0.1, seed: int = 42) -> tuple[list, list]:
+    """A seeded shuffle, then the last `validation_share` of the records (at least one) for validation."""
+    import random
+
+    if not 0 < validation_share < 1:
+        raise DatasetSourceError(f"Tỉ lệ kiểm định phải nằm giữa 0 và 1, không phải {validation_share}.")
+    if len(records) < 2:
+        raise DatasetSourceError(f"Cần ít nhất 2 bản ghi để tách tập huấn luyện và tập kiểm định; tệp chỉ có "
+                                 f"{len(records)}. Hãy thêm dữ liệu, hoặc đưa tập kiểm định riêng bằng --validation.")
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(records) * validation_share))
+    return [records[i] for i in order[:-n_val]], [records[i] for i in order[-n_val:]]
 
 
 def parse_records(text: str, source: str, jsonl: bool = True) -> tuple[list[dict], str]:
@@ -151,7 +226,7 @@ def parse_records(text: str, source: str, jsonl: bool = True) -> tuple[list[dict
         values, lines = _parse_json_list(text, source)
     if not values:
         raise DatasetFormatError(source, None, "tệp không có bản ghi nào.")
-    return check_records(values, source, lines)
+    return check_records(values, source, lines, number_records=not jsonl)
 
 
 def _parse_json_list(text: str, source: str) -> tuple[list, list[int]]:
@@ -201,26 +276,34 @@ def _nfc(value):
     return unicodedata.normalize("NFC", value)
 
 
-def check_records(values: list, source: str, lines: list[int]) -> tuple[list[dict], str]:
-    """Check and NFC-normalise records; all must share one format. Returns (records, format)."""
+def check_records(values: list, source: str, lines: list[int], number_records: bool = False) -> tuple[list[dict], str]:
+    """Check and NFC-normalise records; all must share one format. Returns (records, format).
+
+    number_records: name the record's position too (a JSON list may hold many records on one line).
+    """
     fmt = None
     out = []
-    for value, line in zip(values, lines):
-        this = detect_format(value)
-        if this is None:
-            if not isinstance(value, dict):
-                problem = f"bản ghi phải là một đối tượng JSON {{...}}, không phải {type(value).__name__}."
-            else:
-                problem = (f"không nhận ra định dạng (các khóa: {sorted(value)}). Hỗ trợ: Alpaca "
-                           '{"instruction", "input", "output"}, ShareGPT {"conversations": [...]}, '
-                           'hoặc {"messages": [...]}.')
-            raise DatasetFormatError(source, line, problem)
-        if fmt is None:
-            fmt = this
-        elif this != fmt:
-            raise DatasetFormatError(source, line, f"bản ghi ở định dạng {this}, trong khi các bản ghi trước ở định dạng "
-                                     f"{fmt}. Một tệp chỉ được dùng một định dạng.")
-        out.append(_CHECKERS[this](value, source, line))
+    for k, (value, line) in enumerate(zip(values, lines), start=1):
+        try:
+            this = detect_format(value)
+            if this is None:
+                if not isinstance(value, dict):
+                    problem = f"bản ghi phải là một đối tượng JSON {{...}}, không phải {type(value).__name__}."
+                else:
+                    problem = (f"không nhận ra định dạng (các khóa: {sorted(value)}). Hỗ trợ: Alpaca "
+                               '{"instruction", "input", "output"}, ShareGPT {"conversations": [...]}, '
+                               'hoặc {"messages": [...]}.')
+                raise DatasetFormatError(source, line, problem)
+            if fmt is None:
+                fmt = this
+            elif this != fmt:
+                raise DatasetFormatError(source, line, f"bản ghi ở định dạng {this}, trong khi các bản ghi trước ở định "
+                                         f"dạng {fmt}. Một tệp chỉ được dùng một định dạng.")
+            out.append(_CHECKERS[this](value, source, line))
+        except DatasetFormatError as e:
+            if not number_records:
+                raise
+            raise DatasetFormatError(source, e.line, e.problem, record=k) from None
     return out, fmt
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
+from .errors import CourseError
 
-class EnvironmentProblem(RuntimeError):
+
+class EnvironmentProblem(CourseError):
     """The runtime cannot run this profile (no GPU, no token, ...); the message says what to do."""
 
 
@@ -48,8 +50,8 @@ def get_hf_token(profile, prompt: bool = True) -> str | None:
 
     The token is returned, never printed or written anywhere.
     """
-    if not profile.gated:
-        return None
+    if not profile.gated:  # a token is still used when there is one (another model id may be gated)
+        return os.environ.get("HF_TOKEN") or None
     token = os.environ.get("HF_TOKEN")
     if not token and in_colab():
         try:

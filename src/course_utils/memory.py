@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import CourseError
 from .configs import count_lora_params, head_dim, linear_shapes, parameter_counts, resolve_targets
 
 GIB = 2**30
@@ -17,9 +18,11 @@ DQ_BLOCK = 256
 # Peak *reserved* memory runs above peak *allocated* memory (the caching allocator's blocks):
 # the verdict keeps this margin.
 RESERVE_MARGIN = 1.10
+# How close the plan must stay to every measured peak of the course recipe (tests/test_memory.py)
+CALIBRATION_TOLERANCE = 0.05
 
 
-class MemoryPlanError(RuntimeError):
+class MemoryPlanError(CourseError):
     """The configuration would not fit the budget; the message says what to lower."""
 
 
@@ -137,10 +140,27 @@ def _activation_bytes(config, profile, tokens: int, compute_bytes: int) -> int:
         + i * 7 * c  # gate, up, silu(gate), product, input of down_proj, and their gradients
         + (h * h_inputs + i * i_inputs) * (c + 1) * drop
     )
+    if getattr(profile, "use_liger_kernel", False):
+        # Liger's fused SwiGLU recomputes silu(gate) * up in its backward, and its RMSNorm keeps no fp32 copies
+        layer -= i * 2 * c + h * 8
     if profile.gradient_checkpointing:
         # the input of every layer, plus one layer recomputed during its backward
-        return tokens * (n_layers * h * c + int(layer * LAYER_PEAK_FRACTION))
+        inputs = n_layers * h * c
+        if getattr(profile, "offload_activations", False):
+            inputs = 2 * h * c  # kept in pinned CPU memory; about two layers' inputs in flight on the GPU
+        return tokens * (inputs + int(layer * LAYER_PEAK_FRACTION))
     return tokens * n_layers * layer
+
+
+def offloaded_bytes(config, profile, tokens: int | None = None) -> int:
+    """Pinned CPU memory that offload_activations takes: every checkpointed layer's input (Colab: ~12,7 GB of RAM)."""
+    if not (profile.gradient_checkpointing and getattr(profile, "offload_activations", False)):
+        return 0
+    tokens = tokens or profile.per_device_train_batch_size * profile.max_length
+    import torch
+
+    c = torch.finfo(getattr(torch, profile.dtype)).bits // 8
+    return tokens * config.num_hidden_layers * config.hidden_size * c
 
 
 def _dequant_bytes(config, compute_bytes: int) -> int:
@@ -209,8 +229,8 @@ def check_plan(plan: MemoryPlan, profile, model_config=None) -> None:
         return
     hint = ""
     if model_config is not None:
-        for length in (2048, 1536, 1024, 768, 512, 384, 256):
-            if length < profile.max_length and estimate_training_memory(
+        for length in sorted({profile.max_length * 3 // 4, *(profile.max_length >> k for k in range(1, 7))}, reverse=True):
+            if 128 <= length < profile.max_length and estimate_training_memory(
                     model_config, profile.replace(max_length=length), plan.method).fits:
                 hint = f" Với batch {profile.per_device_train_batch_size}, max_length={length} thì vừa."
                 break

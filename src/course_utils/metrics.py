@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
-from .data import SYSTEM_PROMPT, alpaca_to_messages
+from .data import SYSTEM_PROMPT, eval_pairs
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -81,11 +81,12 @@ def exact_match(prediction: str, reference, tokenize: Callable[[str], list[str]]
 
 
 def evaluate_answers(model, tokenizer, records, max_new_tokens: int, rouge_types=ROUGE_TYPES,
-                     batch_size: int = 8, system: str | None = SYSTEM_PROMPT):
-    """Answer Alpaca records with the model (greedy, at most `max_new_tokens` new tokens) and score the answers.
+                     batch_size: int = 8, system: str | None = SYSTEM_PROMPT, fmt: str = "alpaca"):
+    """Answer records (of format `fmt`) with the model (greedy, at most `max_new_tokens` new tokens) and score them.
 
-    The prompt is built as in training (`alpaca_to_messages` with the course's system prompt; pass
-    `system=None` for none). An answer cut by the token budget loses recall: compare models with the same budget.
+    The prompt is built as in training (`course_utils.data.eval_pairs`: the conversation up to its last answer,
+    Alpaca records with the course's system prompt; pass `system=None` for none); the reference is that last
+    answer. An answer cut by the token budget loses recall: compare models with the same budget.
 
     Returns (table, means):
     - table: a pandas DataFrame, one row per record: prompt, reference, answer, the F1 of each ROUGE type
@@ -100,9 +101,10 @@ def evaluate_answers(model, tokenizer, records, max_new_tokens: int, rouge_types
     records = list(records)
     if not records:
         raise ValueError("records đang rỗng: hãy truyền vào ít nhất một bản ghi Alpaca, ví dụ load_split(\"test\").")
-    prompts = [alpaca_to_messages(r, system)[:-1] for r in records]  # without the answer
+    pairs = eval_pairs(records, fmt, system)
+    prompts = [before for before, _ in pairs]  # the conversation without its last answer
     answers = generate_answers(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    references = [r["output"] for r in records]
+    references = [reference for _, reference in pairs]
     scores = rouge_scores(answers, references, rouge_types)
     table = pd.DataFrame({
         "prompt": [p[-1]["content"] for p in prompts],
@@ -181,3 +183,79 @@ def _check_pairs(predictions, references) -> tuple[list[str], list[list[str]]]:
             raise ValueError(f"references[{i}] là danh sách rỗng: mỗi câu trả lời cần ít nhất một tham chiếu.")
         refs.append([_text(r, f"references[{i}][{j}]") for j, r in enumerate(ref)])
     return preds, refs
+
+
+# ---------------------------------------------------------------- how sure is a mean score: the bootstrap
+
+def bootstrap_ci(values, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of per-item scores and its percentile-bootstrap confidence interval.
+
+    Draw the items again with replacement `n_resamples` times and take the mean of each draw; the interval holds
+    the central `confidence` share of those means. It measures how much the mean depends on which test items
+    happened to be chosen (not the run-to-run spread of training). The same seed gives the same interval.
+    """
+    import numpy as np
+
+    x = _scores(values, "values")
+    means = _resampled_means(x, _check_bootstrap(n_resamples, confidence), seed)
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(x.mean()), float(low), float(high)
+
+
+def paired_bootstrap(before, after, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """How sure is an improvement measured on the same items: {mean_diff, low, high, share_better}.
+
+    before[i] and after[i] are the scores of the same item (e.g. the rouge1 column of evaluate_answers' table,
+    before and after fine-tuning). Each resample draws item indices once and uses them for both columns, so an
+    item's difficulty cancels out: the interval is that of mean(after - before). share_better is the share of
+    resamples whose `after` mean is above their `before` mean.
+    """
+    import numpy as np
+
+    b, a = _scores(before, "before"), _scores(after, "after")
+    if len(a) != len(b):
+        raise ValueError(f"before có {len(b)} điểm nhưng after có {len(a)}: phép so cặp cần điểm của cùng các câu, "
+                         "cùng thứ tự (phần tử thứ i của hai danh sách là của cùng một câu hỏi). Hãy chấm hai mô hình "
+                         "trên cùng các bản ghi.")
+    diffs = _resampled_means(a - b, _check_bootstrap(n_resamples, confidence), seed)
+    low, high = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return {"mean_diff": float((a - b).mean()), "low": float(low), "high": float(high),
+            "share_better": float((diffs > 0).mean())}
+
+
+def _resampled_means(x, n_resamples: int, seed: int):
+    """Means of n_resamples draws (with replacement) of len(x) items, drawn in chunks to bound memory."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 1_000_000 // len(x))
+    means = [x[rng.integers(0, len(x), size=(min(chunk, n_resamples - k), len(x)))].mean(axis=1)
+             for k in range(0, n_resamples, chunk)]
+    return np.concatenate(means)
+
+
+def _scores(values, name: str):
+    import numpy as np
+
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValueError(f"{name} phải là một dãy điểm số (mỗi câu hỏi một số), ví dụ cột table[\"rouge1\"] của "
+                         f"evaluate_answers, không phải {type(values).__name__}.")
+    try:
+        x = np.asarray(list(values), dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} phải chỉ gồm các con số (mỗi câu hỏi một điểm); hãy truyền cột điểm, không phải "
+                         "cột văn bản.") from None
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"{name} đang rỗng hoặc không phải một dãy số: cần ít nhất một điểm, mỗi câu hỏi một số.")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} có giá trị NaN hoặc vô cực: hãy loại hoặc chấm lại các câu đó trước.")
+    return x
+
+
+def _check_bootstrap(n_resamples: int, confidence: float) -> int:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, float)) or int(n_resamples) != n_resamples \
+            or n_resamples < 1:
+        raise ValueError(f"n_resamples phải là số nguyên dương (thường 1000 đến 10000), không phải {n_resamples}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence phải nằm giữa 0 và 1 (ví dụ 0.95 cho khoảng 95%), không phải {confidence}.")
+    return int(n_resamples)

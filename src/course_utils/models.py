@@ -1,20 +1,83 @@
-"""One loader for every profile, and greedy generation with the chat template."""
+"""One loader for every model (the tiny one, a hub id, a local directory), and greedy generation with the chat template."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+from pathlib import Path
+
 import torch
 
-from .env import check_gpu, get_hf_token
+from .env import EnvironmentProblem, check_gpu, get_hf_token
+from .errors import CourseError
 from .profiles import Profile
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # "org/name", as the Hub spells repository ids
+
+
+class ModelNotFound(CourseError):
+    """The model id is neither a local directory nor a model the Hub gives us."""
 
 
 def model_path(profile: Profile) -> str:
-    """The hub id, or the local directory of the tiny model (built on first use)."""
+    """The local directory (the tiny model's, built on first use, or the learner's) or the hub id of a profile.
+
+    A path that does not exist, or a name that is no hub id, is refused with what to do.
+    """
     if profile.is_tiny:
         from .tiny import tiny_model_dir
 
         return str(tiny_model_dir())
-    return profile.model_id
+    model_id = str(profile.model_id)
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.exists():
+        raise ModelNotFound(f'"{model_id}" là một tệp, không phải thư mục mô hình. Hãy trỏ --model-id tới thư mục '
+                            "chứa config.json (và các tệp .safetensors), hoặc dùng tên mô hình trên Hub như "
+                            '"Qwen/Qwen2.5-7B-Instruct".')
+    if not HUB_ID.match(model_id) or model_id.startswith((".", "/", "~")):
+        raise ModelNotFound(f'Không có thư mục "{model_id}", và đây cũng không phải tên mô hình trên Hugging Face Hub '
+                            '(dạng "tổ-chức/tên", ví dụ "Qwen/Qwen2.5-7B-Instruct"). Kiểm tra lại đường dẫn hoặc tên.')
+    return model_id
+
+
+@contextlib.contextmanager
+def hub_errors(model_id: str, token: str | None):
+    """Turn the Hub's errors (English, with a traceback) into one Vietnamese message that says what to do."""
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError
+
+    try:
+        yield
+    except GatedRepoError:
+        raise EnvironmentProblem(
+            f'"{model_id}" là mô hình có kiểm soát truy cập (gated)'
+            + (" và token hiện tại chưa được cấp quyền" if token else " và chưa có token Hugging Face")
+            + ". Hãy đăng nhập huggingface.co, chấp nhận điều khoản ở trang mô hình, tạo token (Settings > Access "
+            "tokens), rồi đặt nó vào biến môi trường HF_TOKEN hoặc Colab Secrets (tên HF_TOKEN).") from None
+    except (LocalEntryNotFoundError, HFValidationError, OSError) as e:
+        if Path(model_id).is_dir():
+            raise ModelNotFound(f'Thư mục "{model_id}" không phải một mô hình transformers đọc được ({type(e).__name__}: '
+                                f"{str(e).splitlines()[0][:200]}). Thư mục cần có config.json và trọng số "
+                                "(.safetensors), như save_pretrained ghi ra.") from None
+        from huggingface_hub import constants
+
+        offline = constants.HF_HUB_OFFLINE or isinstance(e, LocalEntryNotFoundError)
+        raise ModelNotFound(
+            f'Không tải được mô hình "{model_id}" từ Hugging Face Hub'
+            + (" (máy đang ngoại tuyến và chưa có bản lưu sẵn)" if offline else " (sai tên, hoặc không có mạng)")
+            + ". Kiểm tra tên trên huggingface.co, kết nối mạng, hoặc trỏ --model-id tới một thư mục mô hình "
+            "trên máy.") from None
+
+
+def load_config(profile: Profile, token: str | None = None):
+    """The model's config.json alone (a few KB): enough for the memory plan, before any weight is loaded."""
+    from transformers import AutoConfig
+
+    path = model_path(profile)
+    with hub_errors(path, token):
+        return AutoConfig.from_pretrained(path, token=token)
 
 
 def bnb_config(profile: Profile):
@@ -32,59 +95,71 @@ def bnb_config(profile: Profile):
 def load_tokenizer(profile: Profile, token: str | None = None):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path(profile), token=token)
-    if tokenizer.pad_token is None:  # Mistral-family tokenizers have none
+    path = model_path(profile)
+    with hub_errors(path, token):
+        tokenizer = AutoTokenizer.from_pretrained(path, token=token)
+    if tokenizer.pad_token is None:  # Mistral- and Llama-family tokenizers have none
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     return tokenizer
 
 
+def device_index() -> int:
+    """The GPU of this process: its local rank under `accelerate launch` (one GPU per process), else 0."""
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
 def load_model_and_tokenizer(profile: Profile, quantize: bool = True, token: str | None = None):
-    """Load model and tokenizer with `from_pretrained`, the same call for the tiny directory and a hub id.
+    """Load model and tokenizer with `from_pretrained`, the same call for the tiny directory, a local one or a hub id.
 
     quantize=True loads the linear layers in 4 bits (bitsandbytes Linear4bit); the rest
-    (embeddings, lm_head, norms) in profile.dtype.
+    (embeddings, lm_head, norms) in profile.dtype. On a GPU each process takes its own device (device_index).
     """
     from transformers import AutoModelForCausalLM
 
+    from .compat import keep_cpu_4bit_trainable
+
     check_gpu(profile)
-    if profile.is_tiny:
-        quiet_progress_bars()  # a tiny model loads in a second: the bars would only clutter the pages
     if token is None:
         token = get_hf_token(profile)
     kwargs = {"dtype": getattr(torch, profile.dtype), "token": token}
     if quantize and profile.load_in_4bit:
         kwargs["quantization_config"] = bnb_config(profile)
     if profile.needs_gpu:
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": device_index()}
     tokenizer = load_tokenizer(profile, token=token)
-    model = AutoModelForCausalLM.from_pretrained(model_path(profile), **kwargs)
+    path = model_path(profile)
+    with hub_errors(path, token):
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    if not profile.needs_gpu:
+    if not profile.needs_gpu and quantize and profile.load_in_4bit:
         keep_cpu_4bit_trainable(model)
     return model, tokenizer
 
 
-def quiet_progress_bars() -> None:
-    """Hide the progress bars of transformers (weight loading) and datasets (TRL's tokenization)."""
-    import datasets
-    import transformers
+def from_gguf(gguf_file: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.bfloat16) -> Path:
+    """Convert a GGUF checkpoint (llama.cpp's format) into a model directory that the Trainer accepts.
 
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-
-
-def keep_cpu_4bit_trainable(model) -> None:
-    """Stop bitsandbytes (0.50) from repacking 4-bit weights for bf16 CPU inference in eval mode.
-
-    On a CPU with AVX512-BF16, Linear4bit.forward in eval mode converts its weight to a packed
-    inference layout and never converts it back: training after an evaluation then fails
-    ("a view of a leaf Variable ... in-place operation"), and eval runs in bf16 instead of fp32.
+    transformers reads GGUF (with the `gguf` package) but marks the model as GGUF-quantized, and the Trainer and
+    save_pretrained refuse such a model: its weights are copied into a plain model of the same config and saved.
     """
-    import bitsandbytes as bnb
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    for module in model.modules():
-        if isinstance(module, bnb.nn.Linear4bit):
-            module.support_avx512bf16_for_cpu = False
+    gguf_file = Path(gguf_file)
+    out_dir = Path(out_dir)
+    kwargs = {"gguf_file": gguf_file.name}
+    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, **kwargs)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_file.parent, dtype=dtype, **kwargs)
+    config = AutoConfig.from_pretrained(gguf_file.parent, **kwargs)
+    for key in ("quantization_config",):
+        if hasattr(config, key):
+            delattr(config, key)
+    config.dtype = dtype
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
 
 
 def describe_model(model) -> dict:
@@ -138,3 +213,31 @@ def generate_answers(model, tokenizer, prompts, max_new_tokens: int = 64, batch_
         tokenizer.padding_side = side
         model.train(was_training)
     return answers
+
+
+def stream_answer(model, tokenizer, prompt, max_new_tokens: int = 256, system: str | None = None,
+                  print_fn=print) -> str:
+    """Answer one prompt greedily, printing the answer token by token as it is generated; return it."""
+    from threading import Thread
+
+    from transformers import TextIteratorStreamer
+
+    was_training = model.training
+    model.eval()
+    text = tokenizer.apply_chat_template(as_messages(prompt, system), tokenize=False, add_generation_prompt=True)
+    enc = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    kwargs = dict(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                  streamer=streamer)
+    worker = Thread(target=torch.no_grad()(model.generate), kwargs=kwargs)
+    worker.start()
+    pieces = []
+    try:
+        for piece in streamer:
+            pieces.append(piece)
+            print_fn(piece, end="", flush=True)
+    finally:
+        worker.join()
+        model.train(was_training)
+    print_fn("", flush=True)
+    return "".join(pieces).strip()

@@ -6,7 +6,12 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from .errors import CourseError
+
 TINY_MODEL_ID = "course-tiny"  # resolved to a local directory by course_utils.tiny
+# What PyTorch can use of a T4's 16 GB on Colab (about 15 GiB visible, less CUDA's own share): the one source
+# of the budget for the memory plan, the benchmarks (their cap) and the chapters.
+T4_BUDGET_GIB = 14.5
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,10 @@ class Profile:
     bnb_4bit_use_double_quant: bool = True
     # data
     max_length: int = 1024
-    loss_on: str = "assistant_only"  # or "completion_only" (templates without generation markers)
+    # "auto": decided from the tokenizer's chat template (course_utils.templates.loss_strategy);
+    # or "assistant_only" / "completion_only"
+    loss_on: str = "auto"
+    validation_share: float = 0.1  # your own data without a validation file: a seeded 90/10 split
     # training
     per_device_train_batch_size: int = 2
     gradient_accumulation_steps: int = 4
@@ -38,6 +46,9 @@ class Profile:
     weight_decay: float = 0.0
     optim: str = "paged_adamw_8bit"
     gradient_checkpointing: bool = True
+    # speed and memory levers measured in benchmarks/peers.py (chapter 9 says what each does)
+    use_liger_kernel: bool = False  # Liger's fused Triton kernels (RMSNorm, SwiGLU, RoPE): GPU only
+    offload_activations: bool = False  # checkpointed layer inputs kept in pinned CPU memory
     # the textbook step that casts embeddings, lm_head and norms to fp32: off in the course recipe
     prepare_model_for_kbit_training: bool = False
     seed: int = 42
@@ -53,11 +64,59 @@ class Profile:
     eval_max_new_tokens: int = 128
     n_eval_examples: int = 24  # test examples scored with ROUGE before/after
     # memory plan: refuse before loading when the estimate exceeds this budget
-    memory_budget_gib: float | None = 14.5
+    memory_budget_gib: float | None = T4_BUDGET_GIB
+
+    def __post_init__(self):
+        positive = ("max_length", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
+                    "eval_steps", "logging_steps", "save_steps", "lora_r", "eval_max_new_tokens")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ProfileError(f"{name} phải là số nguyên dương, không phải {value!r}. Hãy đặt {name} ≥ 1.")
+        if not self.learning_rate > 0:
+            raise ProfileError(f"learning_rate phải dương, không phải {self.learning_rate!r} (ví dụ 2e-4).")
+        if not isinstance(self.n_eval_examples, int) or self.n_eval_examples < 0:
+            raise ProfileError(f"n_eval_examples phải là số nguyên ≥ 0, không phải {self.n_eval_examples!r}.")
+        if self.loss_on not in ("auto", "assistant_only", "completion_only"):
+            raise ProfileError(f'loss_on phải là "auto", "assistant_only" hoặc "completion_only", không phải '
+                               f'"{self.loss_on}".')
+        if not 0 < self.validation_share < 1:
+            raise ProfileError(f"validation_share phải nằm giữa 0 và 1, không phải {self.validation_share!r}.")
 
     def replace(self, **changes) -> "Profile":
         """A copy with some fields changed (the profile itself is frozen)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ProfileError(f"Profile không có trường {unknown}. Các trường: "
+                               f"{', '.join(f.name for f in dataclasses.fields(self))}.")
         return dataclasses.replace(self, **changes)
+
+    def with_settings(self, settings: list[str]) -> "Profile":
+        """A copy with fields changed from "name=value" texts (the command line's --set), typed like the field."""
+        changes = {}
+        for item in settings:
+            name, sep, text = item.partition("=")
+            field = next((f for f in dataclasses.fields(self) if f.name == name.strip()), None)
+            if not sep or field is None:
+                raise ProfileError(f'"{item}" không phải dạng tên=giá_trị của một trường profile (ví dụ '
+                                   "lora_dropout=0). Các trường: " + ", ".join(f.name for f in dataclasses.fields(self)))
+            current = getattr(self, field.name)
+            text = text.strip()
+            try:
+                if isinstance(current, bool):
+                    if text.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(text)
+                    value = text.lower() in ("true", "1")
+                elif isinstance(current, int):
+                    value = int(text)
+                elif isinstance(current, float):
+                    value = float(text)
+                else:
+                    value = None if text.lower() == "none" else text
+            except ValueError:
+                raise ProfileError(f'{field.name}={text}: cần một giá trị kiểu {type(current).__name__}.') from None
+            changes[field.name] = value
+        return self.replace(**changes)
 
     @property
     def is_tiny(self) -> bool:
@@ -67,7 +126,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         name="tiny",
-        description="Mô hình Qwen2 tí hon dựng ngoại tuyến, chạy trên CPU (CI, máy không có GPU)",
+        description="Mô hình tiny: một Qwen2 rất nhỏ dựng ngoại tuyến, chạy trên CPU (CI, máy không có GPU)",
         model_id=TINY_MODEL_ID,
         needs_gpu=False,
         dtype="float32",
@@ -94,6 +153,8 @@ PROFILES: dict[str, Profile] = {
         description="Qwen2.5-7B-Instruct, QLoRA trên một GPU T4 của Colab (fp16, không có bf16)",
         model_id="Qwen/Qwen2.5-7B-Instruct",
         needs_gpu=True,
+        use_liger_kernel=True,  # benchmarks/peers.py: less memory and faster than without (chapter 9)
+        offload_activations=True,
     ),
     "t4-vistral": Profile(
         name="t4-vistral",
@@ -101,12 +162,13 @@ PROFILES: dict[str, Profile] = {
         model_id="Viet-Mistral/Vistral-7B-Chat",
         needs_gpu=True,
         gated=True,
-        loss_on="completion_only",  # its chat template has no generation markers
+        use_liger_kernel=True,
+        offload_activations=True,
     ),
 }
 
 
-class ProfileError(ValueError):
+class ProfileError(CourseError):
     """An unknown profile name."""
 
 

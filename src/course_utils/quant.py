@@ -124,3 +124,33 @@ def unpack_4bit(packed: torch.Tensor, n: int) -> torch.Tensor:
     """The n codes stored in bitsandbytes' packed uint8 tensor (high nibble first)."""
     flat = packed.reshape(-1).view(torch.uint8)
     return torch.stack([flat >> 4, flat & 0xF], dim=1).reshape(-1)[:n]
+
+
+# ---------------------------------------------------------------- how evenly NF4's 16 levels are used
+
+def nf4_bin_probabilities(levels: torch.Tensor = NF4_LEVELS, offset: float = NF4_OFFSET) -> torch.Tensor:
+    """P(code = k) for each level k under the construction's own assumption (float64, sums to 1).
+
+    The assumption: a scaled value is x / Phi^-1(offset) with x ~ N(0, 1), rounded to the nearest level
+    (bins split at the midpoints; the outermost bins reach to infinity, as clamping does).
+    """
+    normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+    span = normal.icdf(torch.tensor(offset, dtype=torch.float64))
+    lv = levels.double()
+    edges = torch.cat([torch.tensor([-torch.inf], dtype=torch.float64), (lv[:-1] + lv[1:]) / 2 * span,
+                       torch.tensor([torch.inf], dtype=torch.float64)])
+    cdf = normal.cdf(edges)
+    return cdf[1:] - cdf[:-1]
+
+
+def expected_absmax(n: int = 64, steps: int = 200_001) -> float:
+    """E[max |x_i|] over n independent N(0, 1) samples: the integral of 1 - (2 Phi(m) - 1)^n over m >= 0."""
+    normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+    m = torch.linspace(0.0, 12.0, steps, dtype=torch.float64)
+    return torch.trapezoid(1 - (2 * normal.cdf(m) - 1) ** n, m).item()
+
+
+def nf4_code_shares(x: torch.Tensor, blocksize: int = 64) -> torch.Tensor:
+    """The share of the values of x that each of the 16 NF4 codes receives (float64, sums to 1)."""
+    codes, _ = nf4_quantize(x, blocksize=blocksize)
+    return torch.bincount(codes.long(), minlength=16).double() / codes.numel()

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import CourseError
+
 ASSISTANT_ONLY = "assistant_only"
 COMPLETION_ONLY = "completion_only"
 
 
-class TemplateError(ValueError):
+class TemplateError(CourseError):
     """A tokenizer whose chat template cannot give an assistant mask; the message says what to do."""
 
 

@@ -29,16 +29,27 @@ def lora_config(profile: Profile, **overrides):
     return LoraConfig(**kwargs)
 
 
-def sft_config(profile: Profile, output_dir: str | Path, **overrides):
-    """TRL SFTConfig of a profile. fp16 with a GradScaler on a T4 (no bf16), packing off."""
+def sft_config(profile: Profile, output_dir: str | Path, loss_on: str | None = None, evaluate: bool = True,
+               **overrides):
+    """TRL SFTConfig of a profile. fp16 with a GradScaler on a T4 (no bf16), packing off.
+
+    loss_on: "assistant_only" or "completion_only" (default: the profile's; "auto" is resolved by build_trainer).
+    evaluate=False: no validation set, so no evaluation at all.
+    """
     from trl import SFTConfig
 
+    loss_on = loss_on or profile.loss_on
+    # reentrant checkpointing: the same memory, and faster on the benchmark's GPU; but DistributedDataParallel
+    # (several processes) needs the non-reentrant form ("Expected to mark a variable ready only once")
+    checkpointing_kwargs = {"use_reentrant": int(os.environ.get("WORLD_SIZE", "1")) == 1}
+    if profile.offload_activations and torch.cuda.is_available():  # pinned host memory needs an accelerator
+        checkpointing_kwargs["offload"] = True  # transformers 5.23: layer inputs kept in pinned CPU memory
     kwargs = dict(
         output_dir=str(output_dir),
         max_length=profile.max_length,
         packing=False,  # the default packing strategy needs FlashAttention, which a T4 lacks
-        assistant_only_loss=profile.loss_on == "assistant_only",
-        completion_only_loss=True if profile.loss_on == "completion_only" else None,
+        assistant_only_loss=loss_on == "assistant_only",
+        completion_only_loss=True if loss_on == "completion_only" else None,
         per_device_train_batch_size=profile.per_device_train_batch_size,
         per_device_eval_batch_size=profile.per_device_train_batch_size,
         gradient_accumulation_steps=profile.gradient_accumulation_steps,
@@ -50,13 +61,13 @@ def sft_config(profile: Profile, output_dir: str | Path, **overrides):
         optim=profile.optim,
         fp16=profile.fp16,
         bf16=False,  # SFTConfig's default is `not fp16`: say it explicitly, a T4 has no bf16
-        # gradient checkpointing (renamed activation checkpointing in transformers 5.23); reentrant: the same
-        # memory here, and faster on the H100 benchmark (benchmarks/t4_memory.py)
+        # gradient checkpointing (renamed activation checkpointing in transformers 5.23)
         activation_checkpointing=profile.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": True},
-        eval_strategy="steps",
+        activation_checkpointing_kwargs=checkpointing_kwargs,
+        use_liger_kernel=profile.use_liger_kernel,
+        eval_strategy="steps" if evaluate else "no",
         eval_steps=profile.eval_steps,
-        eval_on_start=True,  # the validation loss before any training: the start of the curve
+        eval_on_start=evaluate,  # the validation loss before any training: the start of the curve
         logging_steps=profile.logging_steps,
         save_strategy="steps",
         save_steps=profile.save_steps,
@@ -86,34 +97,32 @@ class StopOnNaN(TrainerCallback):
                     "trước đó. Với Qwen2 ở fp16 lỗi này đã được báo cáo (QwenLM/Qwen2 issue 670).")
 
 
-def trainable_to_fp32(model) -> int:
-    """Cast trainable parameters to fp32; return how many were not fp32.
+def resolve_loss(profile: Profile, tokenizer):
+    """How the loss is kept to the answers: from the profile, or ("auto") from the tokenizer's chat template."""
+    from .templates import LossStrategy, loss_strategy
 
-    TRL >= 0.26 casts the adapters of a quantized model to bf16 in SFTTrainer.__init__. A T4 has no
-    bf16, and the fp16 GradScaler then fails ("..._unscale_cuda not implemented for 'BFloat16'").
-    """
-    changed = 0
-    for p in model.parameters():
-        if p.requires_grad and p.dtype != torch.float32:
-            p.data = p.data.float()
-            changed += 1
-    return changed
+    if profile.loss_on == "auto":
+        return loss_strategy(tokenizer)
+    return LossStrategy(profile.loss_on, f'đặt sẵn trong profile "{profile.name}" (loss_on="{profile.loss_on}").')
 
 
 def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, output_dir: str | Path,
-                  callbacks=None, lora_overrides: dict | None = None, **sft_overrides):
+                  callbacks=None, fmt: str = "alpaca", lora_overrides: dict | None = None, **sft_overrides):
     """SFTTrainer for QLoRA on `model` (already loaded, 4-bit or not) with the profile's settings.
 
-    train_data/eval_data: Alpaca records (converted with course_utils.data) or ready datasets.Dataset.
+    train_data/eval_data: records of format `fmt` (alpaca, sharegpt, messages; converted with course_utils.data)
+    or ready datasets.Dataset; eval_data may be None (no evaluation).
     """
     from trl import SFTTrainer
 
+    from .compat import adapters_to_fp32
     from .data import to_training_dataset
 
+    loss = resolve_loss(profile, tokenizer)
     if isinstance(train_data, list):
-        train_data = to_training_dataset(train_data, loss_on=profile.loss_on)
+        train_data = to_training_dataset(train_data, loss_on=loss.loss_on, fmt=fmt)
     if isinstance(eval_data, list):
-        eval_data = to_training_dataset(eval_data, loss_on=profile.loss_on)
+        eval_data = to_training_dataset(eval_data, loss_on=loss.loss_on, fmt=fmt)
     if profile.prepare_model_for_kbit_training:
         from peft import prepare_model_for_kbit_training
 
@@ -122,14 +131,15 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
             gradient_checkpointing_kwargs={"use_reentrant": True})
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(profile, output_dir, **sft_overrides),
+        args=sft_config(profile, output_dir, loss_on=loss.loss_on, evaluate=eval_data is not None, **sft_overrides),
         train_dataset=train_data,
         eval_dataset=eval_data,
         processing_class=tokenizer,
         peft_config=lora_config(profile, **(lora_overrides or {})),
         callbacks=[StopOnNaN(), *(callbacks or [])],
     )
-    trainable_to_fp32(trainer.model)
+    adapters_to_fp32(trainer.model)
+    trainer.loss_strategy = loss
     return trainer
 
 
@@ -151,19 +161,22 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
 def train_with_resume(trainer) -> str | None:
     """trainer.train(), resumed from the newest checkpoint in its output_dir; returns that checkpoint or None.
 
-    A run whose checkpoint already reached max_steps is loaded (adapter weights and log history), not trained:
-    transformers 5.23 would otherwise train one step past max_steps when resuming from the final checkpoint.
+    A run whose checkpoint already reached max_steps is loaded (adapter weights and log history), not trained
+    again (course_utils.compat.finished_checkpoint_state says why).
     """
+    import os
+
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
-    from transformers import TrainerState
+
+    from .compat import finished_checkpoint_state
 
     checkpoint = last_checkpoint(trainer.args.output_dir)
     if checkpoint is None:
         trainer.train()
         return None
-    state = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
-    if 0 < trainer.args.max_steps <= state.global_step:
+    state = finished_checkpoint_state(trainer, checkpoint)
+    if state is not None:
         set_peft_model_state_dict(trainer.model, load_file(os.path.join(checkpoint, "adapter_model.safetensors")))
         trainer.state = state
         return checkpoint

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import check_number, check_tensor, report
+from . import check_number, check_tensor, report, unanswered
 from ..attention import scaled_dot_product_attention
 from ..configs import head_dim, parameter_counts, qwen25_7b_config, vistral_7b_config
 
@@ -15,7 +15,9 @@ def _as_float(answer) -> float | None:
 
 
 def check_head_dim(answer) -> bool:
-    """Bài 1: d_k of Qwen2.5-7B, the size of one head (not the hidden size)."""
+    """bt-03-1: d_k of Qwen2.5-7B, the size of one head (not the hidden size)."""
+    if unanswered(answer):
+        return False
     config = qwen25_7b_config()
     d_k = head_dim(config)
     if _as_float(answer) == config.hidden_size:
@@ -27,7 +29,9 @@ def check_head_dim(answer) -> bool:
 
 
 def check_single_query(answer, q, k, v) -> bool:
-    """Bài 2: the attention output of one query q (d,) over keys k (n, d) and values v (n, dv)."""
+    """bt-03-2: the attention output of one query q (d,) over keys k (n, d) and values v (n, dv)."""
+    if unanswered(answer):
+        return False
     expected = scaled_dot_product_attention(q[None, :], k, v)[0]
     if hasattr(answer, "shape") and tuple(answer.shape) == (k.shape[0],):
         return report(False, "bạn trả về vector trọng số (n phần tử). Còn thiếu bước nhân với V: "
@@ -44,7 +48,9 @@ def mlp_share_of_non_embedding(config) -> float:
 
 
 def check_mlp_share(answer) -> bool:
-    """Bài 3: the MLP's share of Vistral-7B's non-embedding parameters, as a fraction."""
+    """bt-03-3: the MLP's share of Vistral-7B's non-embedding parameters, as a fraction."""
+    if unanswered(answer):
+        return False
     expected = mlp_share_of_non_embedding(vistral_7b_config())
     value = _as_float(answer)
     if value is not None and 1 < value <= 100:
@@ -60,16 +66,25 @@ def kv_cache_ratio(config) -> float:
 
 
 def check_kv_values_per_token(answer) -> bool:
-    """Bài 4a: values of K and V stored per token and per layer for Qwen2.5-7B."""
+    """bt-03-4: values of K and V stored per token and per layer for Qwen2.5-7B."""
+    if unanswered(answer):
+        return False
     config = qwen25_7b_config()
     expected = 2 * config.num_key_value_heads * head_dim(config)
+    if _as_float(answer) == expected // 2:
+        return report(False, "bạn mới đếm K (hoặc V). Mỗi token lưu cả K lẫn V cho mỗi đầu key/value.")
+    if _as_float(answer) == 2 * config.num_attention_heads * head_dim(config):
+        return report(False, "đó là số giá trị khi mỗi đầu query có K, V riêng. Qwen2.5-7B dùng GQA: chỉ "
+                             "num_key_value_heads đầu key/value.")
     return check_number(answer, expected,
                         hint="mỗi token lưu một vector K và một vector V cho mỗi đầu key/value: "
                              "2 × num_key_value_heads × head_dim.")
 
 
 def check_kv_ratio(answer) -> bool:
-    """Bài 4b: how much smaller GQA makes Qwen2.5-7B's KV cache than full multi-head attention."""
+    """bt-03-5: how much smaller GQA makes Qwen2.5-7B's KV cache than full multi-head attention."""
+    if unanswered(answer):
+        return False
     ratio = kv_cache_ratio(qwen25_7b_config())
     return check_number(answer, ratio,
                         hint="so số đầu query (mỗi đầu có K, V riêng nếu không dùng GQA) với số đầu key/value.",

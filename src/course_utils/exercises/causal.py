@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from . import check_choice, check_number, report
+from . import check_choice, check_number, report, unanswered
 from ..attention import causal_mask
 
 
 def check_mask_count(answer, n: int) -> bool:
-    """Bài 1: how many (query, key) pairs may attend in a causal mask of n positions."""
+    """bt-04-1: how many (query, key) pairs may attend in a causal mask of n positions."""
+    if unanswered(answer):
+        return False
     expected = int(causal_mask(n).sum())
     try:
         if float(answer) == expected - n:
@@ -22,8 +24,11 @@ def check_mask_count(answer, n: int) -> bool:
 
 
 def check_loss(answer, model, input_ids, labels) -> bool:
-    """Bài 2: the loss computed by hand equals the one the model computes from `labels`."""
+    """bt-04-2: the loss computed by hand equals the one the model computes from `labels`."""
     import torch
+
+    if unanswered(answer):
+        return False
 
     with torch.no_grad():
         expected = model(input_ids=input_ids, labels=labels).loss.item()
@@ -34,7 +39,9 @@ def check_loss(answer, model, input_ids, labels) -> bool:
 
 
 def check_changed_positions(answer, n_tokens: int, j: int) -> bool:
-    """Bài 3: the positions whose logits change when the token at position j changes: j, j + 1, ..., n - 1."""
+    """bt-04-3: the positions whose logits change when the token at position j changes: j, j + 1, ..., n - 1."""
+    if unanswered(answer):
+        return False
     expected = set(range(j, n_tokens))
     try:
         given = {int(p) for p in answer}
@@ -49,8 +56,11 @@ def check_changed_positions(answer, n_tokens: int, j: int) -> bool:
 
 
 def check_task_type(answer) -> bool:
-    """Bài 4: the peft task type for fine-tuning a decoder-only chat model such as Qwen2.5-7B-Instruct."""
+    """bt-04-4: the peft task type for fine-tuning a decoder-only chat model such as Qwen2.5-7B-Instruct."""
     from peft import TaskType
+
+    if unanswered(answer):
+        return False
 
     value = str(getattr(answer, "value", answer)).strip().upper()
     if value.startswith("CAS"):
@@ -62,3 +72,23 @@ def check_task_type(answer) -> bool:
     return check_choice(value, TaskType.CAUSAL_LM.value,
                         hint="Qwen2.5 là mô hình chỉ có decoder, sinh token tiếp theo từ các token đứng trước.",
                         praise="get_peft_model khi đó trả về PeftModelForCausalLM.")
+
+
+def check_scored_positions(answer, labels) -> bool:
+    """bt-04-5: how many positions TRL's fused LM head scores on a GPU: those whose next-token label is not -100."""
+    if unanswered(answer):
+        return False
+    expected = int((labels[:, 1:] != -100).sum())
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        value = None
+    if value == int((labels != -100).sum()) and value != expected:
+        return report(False, "bạn đếm nhãn khác -100 trên cả chuỗi, chưa dịch một vị trí. Vector ẩn ở vị trí t đi với "
+                             "nhãn ở vị trí t + 1: đếm trên labels[:, 1:].")
+    if value == labels[:, 1:].numel():
+        return report(False, "đó là mọi vị trí có dự đoán, cũng là số vị trí mà lượt truyền xuôi thường tính logits. "
+                             "Đầu LM hợp nhất bỏ qua các vị trí có nhãn tiếp theo là -100.")
+    return check_number(answer, expected,
+                        hint="đếm các ô khác -100 của labels[:, 1:] (nhãn của token tiếp theo).",
+                        praise="Trên GPU, chỉ chừng đó hàng logits được tính; lời nhắc và phần đệm không tốn gì ở lm_head.")

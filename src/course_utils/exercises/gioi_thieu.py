@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import check_number, report
+from . import check_number, report, unanswered
 
 WAYS = ("tự giám sát", "có giám sát", "tăng cường")
 FINE_TUNING_WAYS = {"a": "tự giám sát", "b": "có giám sát", "c": "tăng cường"}
@@ -20,9 +20,11 @@ def _norm(text) -> str:
 
 def check_fine_tuning_ways(answer: dict) -> bool:
     """answer: {"a": way, "b": way, "c": way} with way in WAYS."""
+    if unanswered(answer):
+        return False
     if not isinstance(answer, dict) or set(answer) != set(FINE_TUNING_WAYS):
         return report(False, 'cần một từ điển có đúng ba khóa "a", "b", "c".')
-    unknown = [k for k, v in answer.items() if _norm(v) not in WAYS]
+    unknown = [k for k, v in answer.items() if v is Ellipsis or _norm(v) not in WAYS]
     if unknown:
         return report(False, f"mục {', '.join(sorted(unknown))}: chỉ chọn một trong {', '.join(WAYS)}.")
     wrong = sorted(k for k, v in answer.items() if _norm(v) != FINE_TUNING_WAYS[k])
@@ -36,6 +38,8 @@ def check_vistral_params(answer) -> bool:
     """The parameter count of Vistral-7B-Chat, from its config."""
     from ..configs import parameter_counts, vistral_7b_config
 
+    if unanswered(answer):
+        return False
     counts = parameter_counts(vistral_7b_config())
     expected = counts["total"]
     try:
@@ -45,7 +49,7 @@ def check_vistral_params(answer) -> bool:
     if value == expected:
         return report(True, praise=f"{expected:,} tham số; MLP chiếm {counts['mlp'] / expected:.0%}.")
     if value <= 0:
-        return report(False, "hãy thay 0 bằng phép đếm của bạn: embedding + các lớp decoder + norm cuối + lm_head.")
+        return report(False, "số tham số phải dương: embedding + các lớp decoder + norm cuối + lm_head.")
     diff = value - expected
     hints = {
         counts["lm_head"]: "bạn đã tính lm_head hai lần, hoặc cộng thêm một embedding.",
@@ -61,6 +65,8 @@ def check_sharegpt_record(answer: dict, alpaca: dict) -> bool:
     """A ShareGPT record (no system turn) equal to course_utils.data.alpaca_to_sharegpt(alpaca)."""
     from ..data import alpaca_to_sharegpt
 
+    if unanswered(answer):
+        return False
     expected = alpaca_to_sharegpt(alpaca)
     turns = answer.get("conversations") if isinstance(answer, dict) else None
     if not isinstance(turns, list) or not turns:
@@ -82,6 +88,8 @@ def check_qlora_max_length(answer) -> bool:
     from ..memory import estimate_training_memory
     from ..profiles import get_profile
 
+    if unanswered(answer):
+        return False
     t4 = get_profile("t4")
     cfg = qwen25_7b_config()
     fits = [n for n in QLORA_LENGTHS if estimate_training_memory(cfg, t4.replace(max_length=n), "qlora").fits]

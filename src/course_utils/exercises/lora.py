@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import check_choice, check_number, check_tensor
+from . import check_choice, check_number, check_tensor, report, unanswered
 
 
 def check_gate_proj_params(answer) -> bool:
@@ -58,3 +58,19 @@ def check_ffn_last_layers(answer) -> bool:
     expected = 2 * sum(4 * (shapes[n][0] + shapes[n][1]) for n in ("gate_proj", "up_proj", "down_proj"))
     return check_number(answer, expected,
                         hint="mỗi lớp (out, in) có r·(in + out) tham số; ba lớp FFN, nhân với 2 lớp decoder.")
+
+
+def check_dora_extra(answer) -> bool:
+    """bt-06-5: the parameters DoRA adds to LoRA on every linear layer of Qwen2.5-7B (one per output, per layer)."""
+    from ..configs import linear_shapes, qwen25_7b_config
+
+    qwen = qwen25_7b_config()
+    shapes = linear_shapes(qwen)
+    expected = sum(out for out, _ in shapes.values()) * qwen.num_hidden_layers
+    if unanswered(answer):
+        return False
+    if isinstance(answer, (int, float)) and answer == sum(inp for _, inp in shapes.values()) * qwen.num_hidden_layers:
+        return report(False, "m có một số cho mỗi **đầu ra** (mỗi hàng của W), không phải mỗi đầu vào.")
+    return check_number(answer, expected, rel_tol=0,
+                        hint="mỗi lớp tuyến tính (out, in) thêm out tham số; cộng 7 lớp rồi nhân với số lớp decoder.",
+                        praise="Ít hơn nhiều so với phần LoRA, nhưng mỗi bước phải tính thêm chuẩn của W + sBA.")

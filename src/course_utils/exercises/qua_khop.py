@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from . import check_choice, check_number, report
+from . import check_choice, check_number, report, unanswered
 
 SIGNAL_HINTS = {
     "a": "cả hai cùng giảm là mô hình đang học tốt, chưa quá khớp.",
@@ -15,6 +15,8 @@ SIGNAL_HINTS = {
 
 def check_overfitting_signal(answer) -> bool:
     """The letter of the overfitting pattern: train loss falls, validation loss turns up."""
+    if unanswered(answer):
+        return False
     letter = str(answer).strip().lower()
     if letter not in ("a", "b", "c", "d"):
         return report(False, 'chọn một chữ cái: "a", "b", "c" hoặc "d".')
@@ -32,9 +34,11 @@ def best_eval_step(log_history: list[dict]) -> int:
 
 def check_best_step(answer, log_history: list[dict]) -> bool:
     """The step with the lowest validation loss."""
+    if unanswered(answer):
+        return False
     expected = best_eval_step(log_history)
-    if answer is None:
-        return report(False, "hãy gán cho step_of_min một số nguyên.")
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+        return report(False, "hãy gán cho step_of_min một số nguyên (một giá trị của khóa 'step').")
     last = max(row["step"] for row in log_history if "eval_loss" in row)
     if answer == last and expected != last:
         return report(False, "đó là lần đo cuối cùng; cần lần đo có eval_loss nhỏ nhất.")
@@ -44,6 +48,10 @@ def check_best_step(answer, log_history: list[dict]) -> bool:
 
 def check_half_life_steps(answer, lr: float, weight_decay: float) -> bool:
     """Smallest n with (1 - lr * weight_decay) ** n <= 0.5."""
+    from ..figures.ch02 import OVERFIT
+
+    if unanswered(answer):
+        return False
     factor = 1 - lr * weight_decay
     expected = math.ceil(math.log(0.5) / math.log(factor))
     try:
@@ -51,9 +59,10 @@ def check_half_life_steps(answer, lr: float, weight_decay: float) -> bool:
     except (TypeError, ValueError):
         return report(False, "cần một số nguyên (số bước).")
     if n == expected:
-        return report(True, praise=f"{expected} bước, gấp khoảng {expected // 48} lần 48 bước của thí nghiệm.")
+        steps = OVERFIT["steps"]
+        return report(True, praise=f"{expected} bước, gấp khoảng {expected // steps} lần {steps} bước của thí nghiệm.")
     if n <= 0:
-        return report(False, "hãy thay 0 bằng số bước bạn tính được: lấy log hai vế của (1 − lr·wd)^n ≤ 0,5.")
+        return report(False, "số bước phải dương: lấy log hai vế của (1 − lr·wd)^n ≤ 0,5.")
     if factor ** n <= 0.5:
         return report(False, f"với {n} bước trọng số đã nhỏ hơn một nửa, nhưng còn số bước nhỏ hơn cũng thỏa.")
     return report(False, f"(1 − lr·wd)^{n} = {factor ** n:.3f} vẫn lớn hơn 0,5: cần nhiều bước hơn.")
@@ -61,8 +70,8 @@ def check_half_life_steps(answer, lr: float, weight_decay: float) -> bool:
 
 def check_generalization_gap(answer, trainer, seen_dataset, tol: float = 1e-3) -> bool:
     """Final validation loss minus the loss on `seen_dataset` (training examples), for `trainer`'s model."""
-    if isinstance(answer, (int, float)) and answer == 0:
-        return report(False, "hãy thay 0.0 bằng khoảng cách bạn đo được.")
+    if unanswered(answer):
+        return False
     val_loss = trainer.evaluate()["eval_loss"]
     seen_loss = trainer.evaluate(eval_dataset=seen_dataset)["eval_loss"]
     expected = val_loss - seen_loss

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import check_choice, check_number, check_tensor, report
+from . import check_choice, check_number, check_tensor, report, unanswered
 
 BLOCK_SIZES = (32, 64, 128, 256, 512)
 
@@ -20,7 +20,9 @@ ACTIVE_4BIT = {"a", "b", "c", "e", "g"}
 
 
 def check_bnb_fields(answer) -> bool:
-    """answer: the set of letters of FIELDS_4BIT that change what a 4-bit load does."""
+    """bt-05-1. answer: the set of letters of FIELDS_4BIT that change what a 4-bit load does."""
+    if unanswered(answer):
+        return False
     chosen = {str(a).strip().lower() for a in answer} if isinstance(answer, (set, list, tuple)) else set()
     if not chosen:
         return report(False, 'trả lời bằng một tập các chữ cái, ví dụ {"a", "b"}.')
@@ -46,7 +48,7 @@ def expected_bits_per_param(blocksize: int = 128, dq_blocksize: int = 256) -> fl
 
 
 def check_bits_per_param(answer) -> bool:
-    """Exercise 2: bits per parameter of NF4 with blocks of 128 and double quantization (blocks of 256)."""
+    """bt-05-2: bits per parameter of NF4 with blocks of 128 and double quantization (blocks of 256)."""
     return check_number(answer, expected_bits_per_param(128, 256), rel_tol=1e-6,
                         hint="4 bit cho mã, cộng 8 bit hằng số cho mỗi khối 128 giá trị, cộng 32 bit "
                              "cho mỗi 256 hằng số (tức mỗi 128 × 256 giá trị).",
@@ -54,11 +56,13 @@ def check_bits_per_param(answer) -> bool:
 
 
 def check_nf4_codes(codes, x) -> bool:
-    """Exercise 3: NF4 codes of x (blocks of 64, the last one short) computed without nf4_quantize."""
+    """bt-05-3: NF4 codes of x (blocks of 64, the last one short) computed without nf4_quantize."""
     import torch
 
     from ..quant import nf4_quantize
 
+    if unanswered(codes):
+        return False
     expected, _ = nf4_quantize(x)
     if not isinstance(codes, torch.Tensor):
         return report(False, f"cần một torch.Tensor, nhận được {type(codes).__name__}.")
@@ -86,9 +90,11 @@ def blocksize_errors(weight, block_sizes=BLOCK_SIZES) -> list[float]:
 
 
 def check_blocksize_errors(errors, weight) -> bool:
-    """Exercise 4: the list of relative errors of NF4 on `weight` for the block sizes BLOCK_SIZES."""
+    """bt-05-4: the list of relative errors of NF4 on `weight` for the block sizes BLOCK_SIZES."""
     import torch
 
+    if unanswered(errors):
+        return False
     expected = torch.tensor(blocksize_errors(weight))
     try:
         answer = torch.as_tensor([float(e) for e in errors])
@@ -97,3 +103,27 @@ def check_blocksize_errors(errors, weight) -> bool:
     return check_tensor(answer, expected, atol=1e-6, rtol=1e-4,
                         hint="dùng sai số tương đối ||W - W_hat|| / ||W|| và đúng thứ tự BLOCK_SIZES.",
                         praise="Sai số tăng dần theo kích thước khối, còn số bit mỗi tham số thì giảm.")
+
+
+def skipped_steps(gradient: float, init_scale: float, backoff_factor: float = 0.5) -> int:
+    """Steps a GradScaler skips before its first update when the largest fp16 gradient is `gradient` times S."""
+    import torch
+
+    scale, skipped = init_scale, 0
+    while torch.isinf(torch.tensor(scale * gradient).half()):
+        scale, skipped = scale * backoff_factor, skipped + 1
+    return skipped
+
+
+def check_skipped_steps(answer, gradient: float, init_scale: float) -> bool:
+    """bt-05-5: how many steps a GradScaler starting at init_scale skips when S · gradient overflows fp16."""
+    if unanswered(answer):
+        return False
+    expected = skipped_steps(gradient, init_scale)
+    if isinstance(answer, (int, float)) and answer == expected - 1:
+        return report(False, "gần đúng: S · G phải nhỏ hơn hoặc bằng 65504 (số lớn nhất của fp16) thì mới không tràn; "
+                             "đếm lại lần giảm S cuối cùng.")
+    return check_number(answer, expected, rel_tol=0, abs_tol=0,
+                        hint="mỗi bước tràn, S giảm một nửa; bước đầu tiên được cập nhật là bước đầu tiên có "
+                             "S · G ≤ 65504.",
+                        praise="Mỗi bước bị bỏ qua là một bước không học: GradScaler đang dò S.")

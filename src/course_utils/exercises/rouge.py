@@ -6,7 +6,7 @@ import math
 
 from ..data import load_split
 from ..metrics import rouge_vi, vi_tokenize
-from . import check_number, report
+from . import check_number, report, unanswered
 
 BY_HAND_REFERENCE = "lora chỉ huấn luyện hai ma trận nhỏ"
 BY_HAND_PREDICTION = "lora huấn luyện hai ma trận rất nhỏ"
@@ -14,6 +14,9 @@ TRUE_FALSE_PREFIX = "Câu sau đúng hay sai"
 
 
 def _pair(answer, what: str):
+    """The two numbers of a pair answer, or None (having said why)."""
+    if unanswered(answer):
+        return None
     try:
         a, b = (float(x) for x in answer)
     except (TypeError, ValueError):
@@ -23,7 +26,7 @@ def _pair(answer, what: str):
 
 
 def check_by_hand(answer) -> bool:
-    """Exercise 8.1: (ROUGE-2 F1, ROUGE-L F1) of the pair computed by hand."""
+    """bt-08-1: (ROUGE-2 F1, ROUGE-L F1) of the pair computed by hand."""
     pair = _pair(answer, "(rouge2_f1, rougeL_f1)")
     if pair is None:
         return False
@@ -40,7 +43,7 @@ def check_by_hand(answer) -> bool:
 
 
 def check_inflation(answer) -> bool:
-    """Exercise 8.2: mean ROUGE-1 of unrelated validation pairs, default tokenizer / rouge_vi."""
+    """bt-08-2: mean ROUGE-1 of unrelated validation pairs, default tokenizer / rouge_vi."""
     from rouge_score import rouge_scorer
 
     refs = [r["output"] for r in load_split("validation")]
@@ -55,7 +58,7 @@ def check_inflation(answer) -> bool:
 
 
 def check_tone_placement(answer) -> bool:
-    """Exercise 8.3: ROUGE-1 of "Hoá học" (old tone placement) against "hóa học" (new)."""
+    """bt-08-3: ROUGE-1 of "Hoá học" (old tone placement) against "hóa học" (new)."""
     expected = rouge_vi(["Hoá học"], ["hóa học"], "rouge1")["rouge1"]
     return check_number(answer, expected, abs_tol=1e-6,
                         hint="NFC không đổi vị trí dấu thanh: so vi_tokenize(\"Hoá học\") với vi_tokenize(\"hóa học\").",
@@ -63,7 +66,7 @@ def check_tone_placement(answer) -> bool:
 
 
 def check_short_answers(answer) -> bool:
-    """Exercise 8.4: (verdict accuracy, mean ROUGE-1) of the constant answer "Sai." on the test true/false items."""
+    """bt-08-4: (verdict accuracy, mean ROUGE-1) of the constant answer "Sai." on the test true/false items."""
     pair = _pair(answer, "(tỉ_lệ_đúng, rouge1)")
     if pair is None:
         return False

@@ -1,0 +1,148 @@
+"""Every workaround of an upstream behaviour, in one place.
+
+Each is a small named function whose docstring gives the upstream reference, the versions it applies to, and its
+guard: where the behaviour it works around is gone (an attribute missing, a version past the fix), it does nothing
+and says so with a `CompatNotice` warning, so that the workaround can be removed. tests/test_compat.py reproduces
+each upstream behaviour and fails once upstream changes it. Nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+from packaging.version import Version
+
+
+class CompatNotice(UserWarning):
+    """A workaround found nothing to work around: upstream changed; remove the workaround."""
+
+
+def _version(package: str) -> Version:
+    from importlib.metadata import version
+
+    return Version(version(package))
+
+
+# ---------------------------------------------------------------- quiet logs (notebooks call this once)
+
+# bitsandbytes/backends/cpu/ops.py (0.50): at import, on a CPU with AVX512-BF16, logs a warning when the optional
+# `kernels` package cannot fetch "kernels-community/quantization-bitsandbytes" from the Hub (always, offline).
+# The course never uses that inference kernel on the CPU (see keep_cpu_4bit_trainable).
+BNB_CPU_KERNEL_LOGGER = "bitsandbytes.backends.cpu.ops"
+# peft 0.21.2 (peft_model.py, PeftModel.__init__) reads `model.is_gradient_checkpointing`, which transformers 5.23
+# deprecates (modeling_utils.py): a FutureWarning on every get_peft_model, nothing a learner can act on.
+PEFT_GC_DEPRECATION = "`is_gradient_checkpointing` is deprecated"
+
+
+def quiet_logs() -> None:
+    """Hide what a learner cannot act on: the two messages above and the loading progress bars.
+
+    Call it before importing bitsandbytes (the notebooks' first cell does).
+    """
+    import datasets
+    import transformers
+
+    logging.getLogger(BNB_CPU_KERNEL_LOGGER).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=PEFT_GC_DEPRECATION, category=FutureWarning)
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+# ---------------------------------------------------------------- bitsandbytes: 4-bit training on a CPU
+
+def keep_cpu_4bit_trainable(model) -> int:
+    """Stop bitsandbytes from repacking 4-bit weights for bf16 CPU inference in eval mode; return the layers set.
+
+    Upstream: bitsandbytes 0.50 `Linear4bit.forward` (bitsandbytes/nn/modules.py, CPU fused kernel of
+    https://github.com/bitsandbytes-foundation/bitsandbytes/pull/1804): on a CPU with AVX512-BF16, a forward in eval
+    mode without gradients converts the weight to a packed inference layout (`packing_format_for_cpu`) and never
+    converts it back; training after an evaluation then fails ("a view of a leaf Variable ... in-place operation").
+    No upstream issue found (checked 2026-12-03). Applies: bitsandbytes 0.50.x on CPU.
+    Guard: Linear4bit without the `support_avx512bf16_for_cpu` attribute (upstream changed): nothing set, a notice.
+    """
+    import bitsandbytes as bnb
+
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    if layers and not hasattr(layers[0], "support_avx512bf16_for_cpu"):
+        warnings.warn("bitsandbytes Linear4bit has no support_avx512bf16_for_cpu any more: "
+                      "compat.keep_cpu_4bit_trainable can go.", CompatNotice, stacklevel=2)
+        return 0
+    for module in layers:
+        module.support_avx512bf16_for_cpu = False
+    return len(layers)
+
+
+# ---------------------------------------------------------------- TRL: adapters cast to bf16
+
+TRL_BF16_CAST_SINCE = Version("0.26")
+
+
+def adapters_to_fp32(model) -> int:
+    """Cast the trainable parameters back to fp32; return how many were not fp32.
+
+    Upstream: TRL >= 0.26 (`SFTTrainer.__init__`, trl/trainer/sft_trainer.py, "the PEFT adapter weights are
+    converted to bf16") casts the adapters of a quantized model to bf16 (https://github.com/huggingface/trl/pull/4577,
+    because peft cannot keep them in fp32 on quantized models: https://github.com/huggingface/peft/issues/2889).
+    A T4 has no bf16, and the fp16 GradScaler then fails at the first step:
+    "_amp_foreach_non_finite_check_and_unscale_cuda" not implemented for 'BFloat16'
+    (https://github.com/huggingface/trl/issues/4901). Applies: trl >= 0.26 (1.16 pinned).
+    Guard: an older TRL has no cast to undo; where none was bf16, a notice says the cast is gone.
+    """
+    import torch
+
+    if _version("trl") < TRL_BF16_CAST_SINCE:
+        return 0
+    changed = 0
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+            changed += 1
+    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_quantized", False)
+    if quantized and changed == 0:
+        warnings.warn("TRL left the adapters of a quantized model in fp32: compat.adapters_to_fp32 may go.",
+                      CompatNotice, stacklevel=2)
+    return changed
+
+
+# ---------------------------------------------------------------- transformers: resume from the final checkpoint
+
+def finished_checkpoint_state(trainer, checkpoint: str):
+    """The TrainerState of `checkpoint` when it already reached the trainer's max_steps, else None.
+
+    Upstream: transformers 5.23 `Trainer.train(resume_from_checkpoint=...)` from a checkpoint saved at max_steps
+    trains one more optimizer step (global_step ends at max_steps + 1) and saves it. No upstream issue found
+    (checked 2026-12-03). Applies: transformers 5.23 (pinned). Used by course_utils.train.train_with_resume, which
+    then loads the finished run instead of calling train(). tests/test_compat.py reproduces the overshoot.
+    """
+    import os
+
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
+    if 0 < trainer.args.max_steps <= state.global_step:
+        return state
+    return None
+
+
+# ---------------------------------------------------------------- accelerate: several processes on a CPU
+
+def cpu_processes_use_gloo() -> bool:
+    """Under `accelerate launch` on a machine without CUDA, tell accelerate and transformers that the processes are
+    CPU processes (gloo), so that they train data-parallel instead of each alone; True when it set that.
+
+    Upstream: accelerate 1.15 `accelerate launch --cpu --num_processes N` (and a config with use_cpu) goes through
+    its simple launcher, which starts one process unless mpirun is configured (accelerate/commands/launch.py,
+    simple_launcher; accelerate/utils/launch.py, prepare_simple_launcher_cmd_env). The course's CPU config
+    (course_utils/accelerate/cpu-2proc.yaml) uses the multi-GPU launcher (torchrun) instead, whose processes then
+    need ACCELERATE_USE_CPU to pick the CPU and gloo (transformers 5.23 TrainingArguments._setup_devices).
+    Guard: nothing where CUDA exists or outside a multi-process launch. No upstream issue found (checked 2026-12-03).
+    """
+    import os
+
+    import torch
+
+    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    return True

@@ -1,0 +1,137 @@
+"""Figures of chapter 9 (the QLoRA lab): the measured GPU results (course_utils.results, from benchmarks/results),
+the memory plan at the profile's settings, the adapter's size, the T4 speed estimate, the streamed merge's memory.
+
+Without the results files (a package installed from Git, on Colab), only the computed figures are given.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+from .. import results, speed
+from ..configs import count_lora_params, linear_shapes, parameter_counts, qwen25_7b_config, vistral_7b_config
+from ..memory import (CALIBRATION_TOLERANCE, GIB, RESERVE_MARGIN, estimate_training_memory, offloaded_bytes,
+                      weight_memory)
+from ..profiles import get_profile
+
+MIB = 2**20
+COLAB_FREE_RAM_GB = 12.7  # RAM of a free Colab session, as Colab reports it (shared/notes/t4-memory.md)
+UNSLOTH_T4_PEAK_RESERVED_GIB = 7.89  # Unsloth's Qwen2.5-7B T4 notebook: max_memory_reserved() / 1024**3
+ALPACA_MEAN_TOKENS = (150, 400)  # the range assumed for Unsloth's Alpaca sequences (its token count is not published)
+
+
+def course_lengths() -> tuple[list[int], list[int]]:
+    """Tokens of each training record after the chat template, and of each answer, with the course's tokenizer."""
+    from ..data import load_split
+    from ..lab import token_lengths
+    from ..models import load_tokenizer
+
+    tokenizer = load_tokenizer(get_profile("tiny"))
+    records = load_split("train")
+    answers = [len(tokenizer(r["output"] + "<|im_end|>", add_special_tokens=False)["input_ids"]) for r in records]
+    return token_lengths(tokenizer, records, "alpaca"), answers
+
+
+def lab_training_flops() -> float:
+    """The lab's training on the course data (max_steps x batch x accumulation sequences of the mean length)."""
+    t4 = get_profile("t4")
+    lengths, answers = course_lengths()
+    n = t4.max_steps * t4.per_device_train_batch_size * t4.gradient_accumulation_steps
+    return speed.step_flops(qwen25_7b_config(), [round(statistics.mean(lengths))] * n,
+                            round(statistics.mean(answers) * n))
+
+
+def fsdp_threshold_billions() -> float:
+    """Parameters (billions) at which a model's 4-bit weights alone, at Qwen2.5-7B's bytes per parameter (4-bit
+    decoder, 16-bit embeddings, measured 5,2 GiB after loading), reach the T4 budget: beyond, shard with FSDP."""
+    q = qwen25_7b_config()
+    per_param = weight_memory(q, 4)["total"] / parameter_counts(q)["total"]
+    return get_profile("t4").memory_budget_gib * GIB / per_param / 1e9
+
+
+def figures() -> dict[str, float]:
+    t4, q = get_profile("t4"), qwen25_7b_config()
+    n_adapter = count_lora_params(q, t4.lora_r, t4.lora_target_modules)
+    plan = estimate_training_memory(q, t4)
+    per_token = speed.flops_per_token(q, t4.max_length)
+    train_flops = lab_training_flops()
+    low, high = (speed.t4_effective_rate(q, n) for n in ALPACA_MEAN_TOKENS)
+    lengths, answers = course_lengths()
+    out, inp = max(linear_shapes(q).values(), key=lambda s: s[0] * s[1])
+    f: dict[str, float] = {
+        "ngân sách T4 (GiB)": t4.memory_budget_gib,
+        "T4: bộ nhớ (GB, nhà sản xuất)": 16,
+        "Colab miễn phí: RAM (GB)": COLAB_FREE_RAM_GB,
+        "Qwen2.5-7B: từ vựng": q.vocab_size,
+        "Vistral-7B: từ vựng": vistral_7b_config().vocab_size,
+        "adapter t4: tham số": n_adapter,
+        "adapter t4 ở fp32 (MiB)": 4 * n_adapter / MIB,
+        "kế hoạch t4, 1024 × 2 (GiB)": plan.total / GIB,
+        "kế hoạch: sai số cho phép so với đo (%)": 100 * CALIBRATION_TOLERANCE,
+        "kế hoạch: dự phòng cho bộ cấp phát (%)": round(100 * (RESERVE_MARGIN - 1)),
+        "prepare_model_for_kbit_training: embedding + lm_head thêm (GiB)":
+            2 * parameter_counts(q)["embed_tokens"] * 2 / GIB,
+        "offload t4, 1024 × 2 (GiB RAM)": offloaded_bytes(q, t4) / GIB,
+        "offload 2048 × 2 (GiB RAM)": offloaded_bytes(q, t4.replace(max_length=2048)) / GIB,
+        "bit mỗi trọng số 4-bit": 4 + 8 / 64 + 32 / (64 * 256),
+        "Unsloth, notebook T4: đỉnh dự trữ (GiB)": UNSLOTH_T4_PEAK_RESERVED_GIB,
+        "Unsloth, notebook T4: giây": speed.UNSLOTH_T4["seconds"],
+        "Unsloth, notebook T4: bước": speed.UNSLOTH_T4["steps"],
+        "T4: fp16 đỉnh (TFLOPS)": speed.T4_PEAK_TFLOPS,
+        "T4: fp16 bền (TFLOPS)": speed.T4_SUSTAINED_TFLOPS,
+        "FLOP mỗi token, lớp tuyến tính (GFLOP)": per_token["linear"] / 1e9,
+        "FLOP mỗi token trả lời, lm_head (GFLOP)": per_token["lm_head"] / 1e9,
+        "tham số ngoài embedding (tỉ)": (parameter_counts(q)["attention"] + parameter_counts(q)["mlp"]) / 1e9,
+        "huấn luyện lab: PFLOP": train_flops / 1e15,
+        "huấn luyện lab ở tốc độ bền (s)": speed.seconds(train_flops),
+        "tốc độ hiệu dụng suy từ Unsloth, thấp (TFLOPS)": low,
+        "tốc độ hiệu dụng suy từ Unsloth, cao (TFLOPS)": high,
+        "huấn luyện lab ở tốc độ hiệu dụng thấp (s)": speed.seconds(train_flops, low),
+        "huấn luyện lab ở tốc độ hiệu dụng cao (s)": speed.seconds(train_flops, high),
+        "độ dài Alpaca giả định, thấp": ALPACA_MEAN_TOKENS[0],
+        "độ dài Alpaca giả định, cao": ALPACA_MEAN_TOKENS[1],
+        "dữ liệu khóa học: token trung bình": statistics.mean(lengths),
+        "dữ liệu khóa học: token dài nhất": max(lengths),
+        "dữ liệu khóa học: token trả lời trung bình": statistics.mean(answers),
+        "trọng số 16-bit để gộp (GiB)": weight_memory(q, 16)["total"] / GIB,
+        "trọng số lớn nhất, hàng": out,
+        "trọng số lớn nhất, cột": inp,
+        "ngưỡng FSDP (tỉ tham số)": fsdp_threshold_billions(),
+        "Qwen2.5-7B 4-bit (GiB)": weight_memory(q, 4)["total"] / GIB,
+    }
+    if results.available():
+        r = results.ratios()
+        f |= {f"tỉ lệ {k}": v for k, v in r.items()}
+        for c, u in results.pairs():
+            for row in (c, u):
+                key = f"{row['recipe']} {row['family_arg']} {row['workload']} {row['max_length']}x{row['batch']}"
+                f |= {f"{key}: cấp phát": row["peak_allocated_gib"], f"{key}: dự trữ": row["peak_reserved_gib"],
+                      f"{key}: token/s": row["tokens_per_s"]}
+            f[f"{c['max_length']}x{c['batch']} {c['workload']}: dự trữ ÷"] = c["peak_reserved_gib"] / u["peak_reserved_gib"]
+            f[f"{c['max_length']}x{c['batch']} {c['workload']}: token/s ÷"] = c["tokens_per_s"] / u["tokens_per_s"]
+        levers = {results.lever_name(r["set"]): r for r in results.lever_rows()}
+        for name, r in levers.items():
+            f |= {f"{name}: cấp phát": r["peak_allocated_gib"], f"{name}: dự trữ": r["peak_reserved_gib"],
+                  f"{name}: token/s": r["tokens_per_s"]}
+        if {"Liger", "Liger + offload"} <= set(levers):
+            a, b = levers["Liger"], levers["Liger + offload"]
+            f["offload: bớt cấp phát (GiB)"] = a["peak_allocated_gib"] - b["peak_allocated_gib"]
+            f["offload: bớt dự trữ (GiB)"] = a["peak_reserved_gib"] - b["peak_reserved_gib"]
+            f["offload: chậm đi (%)"] = 100 * (1 - b["tokens_per_s"] / a["tokens_per_s"])
+        for r in results.load("t4_memory")["runs"]:
+            if r["recipe"].startswith("textbook") and "peak_allocated_gib" in r:
+                key = f"{r['recipe']} {r['max_length']}x{r['batch']}"
+                f |= {f"{key}: cấp phát": r["peak_allocated_gib"], f"{key}: dự trữ": r["peak_reserved_gib"]}
+        smol = results.smollm2()
+        f |= {"SmolLM2: bước": smol["steps"], "SmolLM2: scale": smol["scale"], "SmolLM2: activation lớn nhất": smol["peak"],
+              "fp16: lớn nhất": smol["fp16_max"], "SmolLM2: khoảng cách tới tràn (lần)": smol["headroom"]}
+        k = results.sm75()
+        f |= {"sm_75: biến thể kernel": len(k["kernels"]), "sm_75: kernel": len(k["names"])}
+        merge = json.loads((results.RESULTS / "merge_memory.json").read_text(encoding="utf-8"))
+        f |= {"gộp tiny: đỉnh RAM (MiB)": merge["tiny"]["peak_bytes"] / MIB,
+              "gộp SmolLM2: đỉnh RAM (MiB)": merge["smollm2"]["peak_bytes"] / MIB,
+              "gộp SmolLM2: trọng số (MiB)": merge["smollm2"]["base_weight_bytes"] / MIB,
+              "gộp 7B: đỉnh RAM ước lượng (GiB)": merge["qwen2.5-7b_estimate"]["peak_bytes"] / GIB,
+              "gộp 7B: mảnh ra (GiB)": merge["qwen2.5-7b_estimate"]["shard_bytes"] / GIB}
+    return f

@@ -1,0 +1,42 @@
+"""The GPU benchmarks cannot rot silently: each one's per-run path runs here on the tiny model, on the CPU."""
+
+import json
+import sys
+
+import pytest
+
+from prose import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import peers  # noqa: E402
+import smollm2_fp16_gpu  # noqa: E402
+import t4_memory  # noqa: E402
+
+
+@pytest.mark.parametrize("recipe", ["course", "textbook-fp32"])
+def test_t4_memory_runs_a_recipe(tiny_dir, recipe):
+    r = t4_memory.course_run(str(tiny_dir), 64, 2, 2, {}, "random", "tiny", recipe)
+    assert r["status"] == "ok" and r["loss_finite"] and r["tokens_per_s"] > 0
+    assert r["step_tokens"] == [64 * 2] * 2 and r["plan_total_gib"] > 0
+
+
+def test_peers_runs_the_course_row_on_the_course_data(tiny_dir):
+    r = peers.course_row(str(tiny_dir), "course", 128, 2, 2, "course-data", {}, "tiny")
+    assert r["status"] == "ok" and r["loss_finite"]
+    assert 0 < r["step_tokens"][1] <= 128 * 2  # real lengths, no padding counted
+    assert r["changes"]["lora_dropout"] == 0.0  # what every peer row shares
+
+
+def test_the_fp16_script_records_losses_scales_and_peaks(tiny_dir):
+    r = smollm2_fp16_gpu.variant(str(tiny_dir), prepare=False, steps=2, base="tiny")
+    assert r["status"] == "ok" and r["loss_finite"] and len(r["losses"]) == 2
+    assert len(r["hidden_peaks_after"]) == json.loads((tiny_dir / "config.json").read_text())["num_hidden_layers"] + 1
+
+
+def test_report_prints_every_chapter_table(capsys):
+    import report
+
+    report.main()
+    out = capsys.readouterr().out
+    assert out.count("<!--") == 3 and "Unsloth" in out
