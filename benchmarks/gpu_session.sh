@@ -3,7 +3,7 @@
 # Run from the repository root on a GPU machine, with the folders prepared by ../shared/tools/gpu-wheels.sh peer
 # (.gpu/course, .gpu/bnb, .gpu/peer); results go to $OUT (default benchmarks/results).
 #
-#   bash benchmarks/gpu_session.sh install        # both stacks into .gpu/site-* (kept between calls)
+#   bash benchmarks/gpu_session.sh install        # both stacks into /tmp/site-* (/tmp is kept between calls)
 #   bash benchmarks/gpu_session.sh qwen           # course vs Unsloth, Qwen2.5-7B shape, random tokens
 #   bash benchmarks/gpu_session.sh mistral        # course vs Unsloth, Mistral/Vistral shape, and the course data
 #   bash benchmarks/gpu_session.sh smol GGUF      # SmolLM2's real weights in fp16; the sm_75 compile check
@@ -12,36 +12,41 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-benchmarks/results}
 G=$PWD/.gpu
-export COURSE_PYTHONPATH="$G/site-course:$G/bnb:$PWD/src"
-export PEER_PYTHONPATH="$G/site-peer:$G/peer/site:$G/bnb:$PWD/src"
+K=/tmp  # kept between calls on a warm machine; the repository copy's untracked folders are not
+export COURSE_PYTHONPATH="$K/site-course:$K/bnb:$PWD/src"
+export PEER_PYTHONPATH="$K/site-peer:$K/peersite:$K/bnb:$PWD/src"
 export PYTHONPATH=$COURSE_PYTHONPATH
 LEVERS='{"use_liger_kernel": true, "offload_activations": true}'
 pipi() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$@"; }
 seed() { [ -f "$OUT/$1" ] || { [ -f "benchmarks/results/$1" ] && cp "benchmarks/results/$1" "$OUT/$1"; }; }
 peers() { python3 benchmarks/peers.py --out "$OUT/peers.json" --tag "$PHASE" "$@"; }
-mkdir -p "$OUT" "$G/models"
+mkdir -p "$OUT" "$K/models"
 
 PHASE=${1:-}
 case "$PHASE" in
   install)
-    [ -d "$G/site-course" ] || pipi "$G/site-course" "$G"/course/*.whl || exit 1
-    [ -d "$G/site-peer" ] || pipi "$G/site-peer" "$G"/peer/whl/*.whl || exit 1
+    [ -d "$K/site-course" ] || pipi "$K/site-course" "$G"/course/*.whl || exit 1
+    [ -d "$K/bnb" ] || cp -r "$G/bnb" "$K/bnb"
+    if [ -d "$G/peer" ]; then
+      [ -d "$K/site-peer" ] || pipi "$K/site-peer" "$G"/peer/whl/*.whl || exit 1
+      [ -d "$K/peersite" ] || cp -r "$G/peer/site" "$K/peersite"
+    fi
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     ;;
   qwen)
-    peers --families qwen --model-dir "$G/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS"
-    peers --families qwen --model-dir "$G/models/qwen" --shapes 2048x2 --recipes course --workloads random --set '{"use_liger_kernel": true}'
-    peers --families qwen --model-dir "$G/models/qwen" --shapes 1024x2,4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --budget-s 330
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS"
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set '{"use_liger_kernel": true}'
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 1024x2,4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --budget-s 330
     ;;
   mistral)
-    peers --families mistral --model-dir "$G/models/mistral" --shapes 1024x2,2048x2,4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --budget-s 330
-    peers --families qwen --model-dir "$G/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS"
+    peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --budget-s 330
+    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS"
     ;;
   smol)
     gguf=${2:?the SmolLM2 GGUF file}
-    python3 benchmarks/smollm2_fp16_gpu.py --gguf "$gguf" --model-dir "$G/models/smollm2" --out "$OUT/smollm2_fp16.json"
+    python3 benchmarks/smollm2_fp16_gpu.py --gguf "$gguf" --model-dir "$K/models/smollm2" --out "$OUT/smollm2_fp16.json"
     seed sm75.json
-    python3 benchmarks/sm75_check.py --model-dir "$G/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true}'
+    python3 benchmarks/sm75_check.py --model-dir "$K/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true}'
     ;;
   *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|mistral|smol GGUF" >&2; exit 2 ;;
 esac

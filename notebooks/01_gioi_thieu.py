@@ -647,12 +647,14 @@ assert check_sharegpt_record(my_sharegpt, alpaca)
 # :label: bt-01-4
 # ```
 # **`max_length` lớn nhất cho QLoRA trên T4.** Một thử nghiệm nhỏ với `estimate_training_memory`: giữ batch của
-# profile `t4`, phương pháp QLoRA; trong các giá trị 1024, 2048, 4096, 8192, `max_length` lớn nhất mà ước lượng
-# vẫn vừa ngân sách T4 (`plan.fits`) là bao nhiêu? Gán nó cho `best_length`.
+# profile `t4` (với các đòn bẩy của nó, kể cả activation offload sang RAM), phương pháp QLoRA; trong các giá trị
+# của `QLORA_LENGTHS`, `max_length` lớn nhất mà ước lượng vẫn vừa (`plan.fits`: vừa GPU, và phần offload vừa RAM) là
+# bao nhiêu? Gán nó cho `best_length`.
 
 # %%
-from course_utils.exercises.gioi_thieu import check_qlora_max_length
+from course_utils.exercises.gioi_thieu import QLORA_LENGTHS, check_qlora_max_length
 
+print(QLORA_LENGTHS)
 best_length = ...  # thay ... bằng câu trả lời của bạn
 check_qlora_max_length(best_length);
 
@@ -666,8 +668,7 @@ check_qlora_max_length(best_length);
 # ```
 
 # %%
-fitting = [n for n in (1024, 2048, 4096, 8192)
-           if estimate_training_memory(cfg, t4.replace(max_length=n), method="qlora").fits]
+fitting = [n for n in QLORA_LENGTHS if estimate_training_memory(cfg, t4.replace(max_length=n), method="qlora").fits]
 best_length = max(fitting)
 print(best_length)
 assert check_qlora_max_length(best_length)

@@ -96,3 +96,10 @@ def unchecked(text: str, figures) -> list[str]:
     allowed = written_forms(figures)
     return sorted(n for n in numbers(text) if n not in allowed)
 
+
+def table_row(stem: str, label: str) -> list[str]:
+    """The cells after the first of the Markdown table row of book/<stem>.md whose first cell is `label`."""
+    for line in page_path(stem).read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"| {label} |"):
+            return [cell.strip() for cell in line.strip("|").split("|")[1:]]
+    raise AssertionError(f"không có hàng {label!r} trong bảng của {stem}.md")

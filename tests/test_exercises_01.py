@@ -60,7 +60,7 @@ def test_qlora_max_length_is_a_real_experiment(capsys):
     assert best not in (min(ex.QLORA_LENGTHS), max(ex.QLORA_LENGTHS))
     plan = estimate_training_memory(cfg, t4.replace(max_length=best), "qlora")
     bigger = estimate_training_memory(cfg, t4.replace(max_length=2 * best), "qlora")
-    assert plan.needed_bytes <= plan.budget_bytes < bigger.needed_bytes
+    assert plan.fits and not bigger.fits  # on the GPU, or for the offloaded activations in the CPU's RAM
     capsys.readouterr()
     assert not ex.check_qlora_max_length(2 * best)
     assert "plan.fits" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from course_utils.configs import count_lora_params, head_dim, parameter_counts, 
 from course_utils.display import vi_num
 from course_utils.figures.ch03 import non_embedding, tiny_config
 from course_utils.profiles import get_profile
-from prose import page, page_path
+from prose import page, table_row
 
 STEM = "03_attention_ffn"
 QWEN, VISTRAL = qwen25_7b_config(), vistral_7b_config()
@@ -55,24 +55,18 @@ def test_silu_is_not_a_zero_to_one_gate(text):
     assert {vi_num(-value, 2), vi_num(-z_min, 2)} <= negatives
 
 
-def table_row(raw: str, label: str) -> list[str]:
-    for line in raw.splitlines():
-        if line.startswith(f"| {label} |"):
-            return [cell.strip() for cell in line.strip("|").split("|")[1:]]
-    raise AssertionError(f"không có hàng {label!r} trong bảng")
 
 
 def test_parameter_table_columns_are_the_right_models():
-    raw = page_path(STEM).read_text(encoding="utf-8")
     counts = [parameter_counts(c) for c in (QWEN, VISTRAL, tiny_config())]
 
     def pct(x: float) -> str:
         return f"{vi_num(100 * x, 1)}%"
 
-    assert table_row(raw, "tổng số tham số") == [vi_num(c["total"]) for c in counts]
+    assert table_row(STEM, "tổng số tham số") == [vi_num(c["total"]) for c in counts]
     for label, key in (("attention", "attention"), ("MLP", "mlp")):
-        assert table_row(raw, label) == [f"{vi_num(c[key])} ({pct(c[key] / c['total'])})" for c in counts]
-    assert table_row(raw, "MLP trên tổng ngoài embedding") == [f"**{pct(c['mlp'] / non_embedding(c))}**"
+        assert table_row(STEM, label) == [f"{vi_num(c[key])} ({pct(c[key] / c['total'])})" for c in counts]
+    assert table_row(STEM, "MLP trên tổng ngoài embedding") == [f"**{pct(c['mlp'] / non_embedding(c))}**"
                                                                for c in counts]
 
 

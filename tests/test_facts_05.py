@@ -12,6 +12,7 @@ from course_utils.display import vi_num
 from course_utils.figures.ch05 import four_bit_errors, grad_scaler_defaults
 from course_utils.memory import GIB, weight_memory
 from course_utils.quant import NF4_LEVELS, NF4_OFFSET, expected_absmax, nf4_bin_probabilities
+import prose
 from prose import page, page_path
 
 STEM = "05_luong_tu_hoa"
@@ -24,10 +25,7 @@ def text() -> str:
 
 
 def table_row(label: str) -> list[str]:
-    for line in page_path(STEM).read_text(encoding="utf-8").splitlines():
-        if line.startswith(f"| {label} |"):
-            return [cell.strip() for cell in line.strip("|").split("|")[1:]]
-    raise AssertionError(f"không có hàng {label!r} trong bảng")
+    return prose.table_row(STEM, label)
 
 
 def test_nf4_table_is_bitsandbytes_levels(text):

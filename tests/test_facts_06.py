@@ -10,6 +10,7 @@ from course_utils.configs import count_lora_params, parameter_counts, qwen25_7b_
 from course_utils.display import vi_num
 from course_utils.figures.ch06 import adapter_mib, dora_extra_parameters
 from course_utils.profiles import get_profile
+import prose
 from prose import page, page_path
 
 STEM = "06_lora_qlora"
@@ -29,10 +30,7 @@ def text() -> str:
 
 
 def table_row(label: str) -> list[str]:
-    for line in page_path(STEM).read_text(encoding="utf-8").splitlines():
-        if line.startswith(f"| {label} |"):
-            return [cell.strip() for cell in line.strip("|").split("|")[1:]]
-    raise AssertionError(f"không có hàng {label!r} trong bảng")
+    return prose.table_row(STEM, label)
 
 
 @pytest.mark.parametrize("label", list(ROWS))

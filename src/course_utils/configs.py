@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from transformers import MistralConfig, PretrainedConfig, Qwen2Config
+from transformers import MistralConfig, Qwen2Config
 
-QWEN25_7B = "Qwen/Qwen2.5-7B-Instruct"
-VISTRAL_7B = "Viet-Mistral/Vistral-7B-Chat"
 
 
 def qwen25_7b_config() -> Qwen2Config:
-    """Qwen2.5-7B-Instruct's config.json values (hidden 3584, 28 layers, 28 heads, 4 KV heads)."""
+    """Qwen2.5-7B-Instruct's config.json values (profiles.QWEN25_7B) (hidden 3584, 28 layers, 28 heads, 4 KV heads)."""
     return Qwen2Config(
         vocab_size=152064,
         hidden_size=3584,
@@ -46,18 +44,6 @@ def vistral_7b_config() -> MistralConfig:
         bos_token_id=1,
         eos_token_id=2,
     )
-
-
-REFERENCE_CONFIGS = {QWEN25_7B: qwen25_7b_config, VISTRAL_7B: vistral_7b_config}
-
-
-def reference_config(model_id: str) -> PretrainedConfig:
-    """The stored config of a course model, so that no download is needed."""
-    if model_id not in REFERENCE_CONFIGS:
-        known = ", ".join(REFERENCE_CONFIGS)
-        raise KeyError(f"Không có cấu hình lưu sẵn cho {model_id!r}. Có: {known}. "
-                       "Với mô hình khác, dùng AutoConfig.from_pretrained(model_id).")
-    return REFERENCE_CONFIGS[model_id]()
 
 
 def head_dim(config) -> int:

@@ -20,7 +20,7 @@ def in_colab() -> bool:
 
 
 def check_gpu(profile) -> None:
-    """Refuse a GPU profile on a machine without CUDA, and bf16 promises on a T4."""
+    """Refuse a GPU profile on a machine without CUDA, saying what to do."""
     import torch
 
     if not profile.needs_gpu:
@@ -45,13 +45,8 @@ def gpu_summary() -> str:
     return f"GPU: {p.name}, {p.total_memory / 2**30:.1f} GiB, compute capability {cc}, bf16 gốc: {bf16}."
 
 
-def get_hf_token(profile, prompt: bool = True) -> str | None:
-    """The Hugging Face token, only for a gated model: $HF_TOKEN, Colab secrets, then getpass.
-
-    The token is returned, never printed or written anywhere.
-    """
-    if not profile.gated:  # a token is still used when there is one (another model id may be gated)
-        return os.environ.get("HF_TOKEN") or None
+def stored_hf_token() -> str | None:
+    """$HF_TOKEN, else the Colab secret HF_TOKEN; None when neither is there. Never printed."""
     token = os.environ.get("HF_TOKEN")
     if not token and in_colab():
         try:
@@ -60,6 +55,17 @@ def get_hf_token(profile, prompt: bool = True) -> str | None:
             token = userdata.get("HF_TOKEN")
         except Exception:  # secret missing or access not granted
             token = None
+    return token or None
+
+
+def get_hf_token(profile, prompt: bool = True) -> str | None:
+    """The Hugging Face token, only for a gated model: $HF_TOKEN, Colab secrets, then getpass.
+
+    The token is returned, never printed or written anywhere.
+    """
+    if not profile.gated:  # a token is still used when there is one (another model id may be gated)
+        return os.environ.get("HF_TOKEN") or None
+    token = stored_hf_token()
     if not token and prompt:
         from getpass import getpass
 

@@ -159,22 +159,12 @@ def push_to_hub(folder: str | Path, repo_id: str, token: str | None = None, priv
 
     The token comes from the argument, $HF_TOKEN or Colab secrets; it is never printed or written.
     """
-    from .env import in_colab
+    from .env import stored_hf_token
 
     folder = Path(folder)
     if not folder.is_dir():
         raise ExportError(f'Không có thư mục "{folder}" để tải lên.')
-    if token is None:
-        import os
-
-        token = os.environ.get("HF_TOKEN")
-        if not token and in_colab():
-            try:
-                from google.colab import userdata
-
-                token = userdata.get("HF_TOKEN")
-            except Exception:  # secret missing or access not granted
-                token = None
+    token = token or stored_hf_token()
     if not token:
         raise ExportError("Cần token Hugging Face có quyền ghi (write) để tải lên: tạo ở Settings > Access tokens, rồi "
                           "đặt vào Colab Secrets với tên HF_TOKEN (hoặc biến môi trường HF_TOKEN). Không dán token "

@@ -1,8 +1,9 @@
 """Memory of a model and of its training, computed from the config alone (no weights loaded).
 
 `estimate_training_memory(config, profile)` gives a breakdown in bytes and a verdict against the
-profile's budget (a T4: 14.5 GiB). Its activation and logits terms were calibrated against
-`benchmarks/t4_memory.py` (Qwen2.5-7B shape, H100 capped at 14.5 GiB); see the lab chapter.
+profile's budget (profiles.T4_BUDGET_GIB for a T4). Its activation terms were calibrated against the GPU benchmarks
+(benchmarks/t4_memory.py and peers.py: 7B shapes under that cap); tests/test_memory.py keeps it within
+CALIBRATION_TOLERANCE of every measured course row; see the lab chapter.
 """
 
 from __future__ import annotations
@@ -87,10 +88,16 @@ class MemoryPlan:
     budget_bytes: int | None
     tokens: int
     notes: list[str] = field(default_factory=list)
+    offloaded_bytes: int = 0  # checkpointed activations kept in pinned CPU memory (offload_activations)
+    offload_budget_bytes: int | None = None
 
     @property
     def total(self) -> int:
         return sum(self.parts.values())
+
+    @property
+    def offload_fits(self) -> bool:
+        return self.offload_budget_bytes is None or self.offloaded_bytes <= self.offload_budget_bytes
 
     @property
     def needed_bytes(self) -> int:
@@ -99,16 +106,20 @@ class MemoryPlan:
 
     @property
     def fits(self) -> bool:
-        return self.budget_bytes is None or self.needed_bytes <= self.budget_bytes
+        return (self.budget_bytes is None or self.needed_bytes <= self.budget_bytes) and self.offload_fits
 
     def table(self) -> str:
         unit, size = ("GiB", GIB) if self.total >= GIB else ("MiB", 2**20)  # the tiny model fits in MiB
         rows = [f"{LABELS.get(k, k):<48} {v / size:7.2f} {unit}" for k, v in self.parts.items()]
         rows.append(f"{'Tổng (ước lượng đỉnh bộ nhớ cấp phát)':<48} {self.total / size:7.2f} {unit}")
         if self.budget_bytes is not None:
-            verdict = "VỪA" if self.fits else "KHÔNG VỪA"
+            verdict = "VỪA" if self.needed_bytes <= self.budget_bytes else "KHÔNG VỪA"
             rows.append(f"{'Cần (thêm 10% cho bộ cấp phát) / ngân sách':<48} {self.needed_bytes / GIB:7.2f} / "
                         f"{self.budget_bytes / GIB:.2f} GiB: {verdict}")
+        if self.offloaded_bytes:
+            limit = "" if self.offload_budget_bytes is None else f" / {self.offload_budget_bytes / GIB:.2f} GiB"
+            rows.append(f"{'RAM của CPU cho activation offload':<48} {self.offloaded_bytes / GIB:7.2f}{limit}"
+                        f"{'' if self.offload_fits else ': KHÔNG VỪA'}")
         return "\n".join(rows)
 
     def __str__(self) -> str:
@@ -116,7 +127,7 @@ class MemoryPlan:
 
 
 # Share of one decoder layer's saved activations alive at the peak of its backward pass.
-# Calibrated on the Qwen2.5-7B shape (benchmarks/t4_memory.py, H100 capped at 14.5 GiB):
+# Calibrated on the Qwen2.5-7B shape (benchmarks/t4_memory.py, under the T4 budget):
 # with it, the plan is within a few percent of the measured peak at 512x2, 1024x2, 2048x1, 2048x2.
 LAYER_PEAK_FRACTION = 0.56
 
@@ -169,9 +180,13 @@ def _dequant_bytes(config, compute_bytes: int) -> int:
 
 
 def _logits_bytes(config, profile, tokens: int, compute_bytes: int) -> int:
-    """TRL's fused LM head: one tile of logits (4096 tokens x 32768 vocabulary) at a time, never the whole.
+    """The loss with TRL 1.16's fused LM head (trl/trainer/utils.py add_fused_lm_head, trl/kernels/chunked_logprob.py).
 
-    Plus the fp32 gradient of the hidden states and the copy of the scored hidden states.
+    It scores only the positions whose label is not -100 (the answers), projecting them through lm_head in tiles
+    of 4.096 tokens x 32.768 vocabulary entries: the (tokens, vocabulary) logits never exist, and the loss's memory
+    grows with the number of answer tokens, not with max_length. Counted here for `tokens` scored positions (the
+    worst case, every token an answer token, as in the benchmark's random data): one tile, the fp32 gradient of the
+    hidden states and the copy of the scored hidden states.
     """
     tile = min(tokens, 4096) * min(config.vocab_size, 32768) * compute_bytes
     return tile + tokens * config.hidden_size * (4 + compute_bytes)
@@ -220,7 +235,10 @@ def estimate_training_memory(model_config, profile, method: str = "qlora", token
     parts[key] = _activation_bytes(model_config, profile, tokens, c)
     parts["logits_loss"] = _logits_bytes(model_config, profile, tokens, c)
     budget = None if profile.memory_budget_gib is None else int(profile.memory_budget_gib * GIB)
-    return MemoryPlan(method=method, parts=parts, budget_bytes=budget, tokens=tokens, notes=notes)
+    cpu_budget = getattr(profile, "offload_budget_gib", None)
+    return MemoryPlan(method=method, parts=parts, budget_bytes=budget, tokens=tokens, notes=notes,
+                      offloaded_bytes=offloaded_bytes(model_config, profile, tokens),
+                      offload_budget_bytes=None if cpu_budget is None else int(cpu_budget * GIB))
 
 
 def check_plan(plan: MemoryPlan, profile, model_config=None) -> None:
@@ -234,9 +252,13 @@ def check_plan(plan: MemoryPlan, profile, model_config=None) -> None:
                     model_config, profile.replace(max_length=length), plan.method).fits:
                 hint = f" Với batch {profile.per_device_train_batch_size}, max_length={length} thì vừa."
                 break
+    where = (f"Cấu hình này cần khoảng {plan.needed_bytes / GIB:.1f} GiB, vượt ngân sách "
+             f"{plan.budget_bytes / GIB:.1f} GiB của profile \"{profile.name}\"" if plan.budget_bytes is not None
+             and plan.needed_bytes > plan.budget_bytes else
+             f"Activation offload cần khoảng {plan.offloaded_bytes / GIB:.1f} GiB RAM của CPU, vượt "
+             f"{plan.offload_budget_bytes / GIB:.1f} GiB (offload_budget_gib) của profile \"{profile.name}\"")
     raise MemoryPlanError(
-        f"Cấu hình này cần khoảng {plan.needed_bytes / GIB:.1f} GiB, vượt ngân sách "
-        f"{plan.budget_bytes / GIB:.1f} GiB của profile \"{profile.name}\", nên không tải mô hình. "
+        f"{where}, nên không tải mô hình. "
         f"Hãy giảm max_length (đang {profile.max_length}) hoặc per_device_train_batch_size "
         f"(đang {profile.per_device_train_batch_size}) và tăng gradient_accumulation_steps để giữ batch hiệu dụng; "
         f"giữ gradient_checkpointing=True.{hint}\n{plan.table()}"

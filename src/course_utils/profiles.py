@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 from .errors import CourseError
 
+# the hub ids of the course's two 7B models (their configs: course_utils.configs)
+QWEN25_7B = "Qwen/Qwen2.5-7B-Instruct"
+VISTRAL_7B = "Viet-Mistral/Vistral-7B-Chat"
+
 TINY_MODEL_ID = "course-tiny"  # resolved to a local directory by course_utils.tiny
 # What PyTorch can use of a T4's 16 GB on Colab (about 15 GiB visible, less CUDA's own share): the one source
 # of the budget for the memory plan, the benchmarks (their cap) and the chapters.
@@ -49,6 +53,9 @@ class Profile:
     # speed and memory levers measured in benchmarks/peers.py (chapter 9 says what each does)
     use_liger_kernel: bool = False  # Liger's fused Triton kernels (RMSNorm, SwiGLU, RoPE): GPU only
     offload_activations: bool = False  # checkpointed layer inputs kept in pinned CPU memory
+    # pinned CPU memory the offload may take: free Colab has about 12,7 GB of RAM for everything (a rule of thumb:
+    # about half, the rest for Python, loading and the data)
+    offload_budget_gib: float | None = 6.0
     # the textbook step that casts embeddings, lm_head and norms to fp32: off in the course recipe
     prepare_model_for_kbit_training: bool = False
     seed: int = 42
@@ -151,7 +158,7 @@ PROFILES: dict[str, Profile] = {
     "t4": Profile(
         name="t4",
         description="Qwen2.5-7B-Instruct, QLoRA trên một GPU T4 của Colab (fp16, không có bf16)",
-        model_id="Qwen/Qwen2.5-7B-Instruct",
+        model_id=QWEN25_7B,
         needs_gpu=True,
         use_liger_kernel=True,  # benchmarks/peers.py: less memory and faster than without (chapter 9)
         offload_activations=True,
@@ -159,7 +166,7 @@ PROFILES: dict[str, Profile] = {
     "t4-vistral": Profile(
         name="t4-vistral",
         description="Vistral-7B-Chat (Mistral-7B cho tiếng Việt), QLoRA trên một GPU T4 của Colab",
-        model_id="Viet-Mistral/Vistral-7B-Chat",
+        model_id=VISTRAL_7B,
         needs_gpu=True,
         gated=True,
         use_liger_kernel=True,

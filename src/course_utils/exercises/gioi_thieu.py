@@ -11,7 +11,7 @@ WHY = {
     "b": "mỗi câu hỏi có sẵn câu trả lời mẫu (nhãn)",
     "c": "tín hiệu học là điểm thưởng từ đánh giá của con người, không phải một câu trả lời mẫu",
 }
-QLORA_LENGTHS = (1024, 2048, 4096, 8192)
+QLORA_LENGTHS = (2048, 4096, 8192, 16384)
 
 
 def _norm(text) -> str:
@@ -97,5 +97,6 @@ def check_qlora_max_length(answer) -> bool:
     if answer == expected:
         return report(True, praise="Activation tăng theo batch × max_length; trọng số 4-bit thì đứng yên.")
     if answer in QLORA_LENGTHS and answer > expected:
-        return report(False, f"với {answer}, plan.fits là False: xem dòng 'Cần ... / ngân sách' của plan.table().")
+        return report(False, f"với {answer}, plan.fits là False: xem dòng 'Cần ... / ngân sách' và dòng RAM của CPU "
+                             "cho activation offload trong plan.table().")
     return report(False, f"chọn trong {QLORA_LENGTHS}; thử từng giá trị với t4.replace(max_length=...).")

@@ -74,6 +74,7 @@ def figures() -> dict[str, float]:
             2 * parameter_counts(q)["embed_tokens"] * 2 / GIB,
         "offload t4, 1024 × 2 (GiB RAM)": offloaded_bytes(q, t4) / GIB,
         "offload 2048 × 2 (GiB RAM)": offloaded_bytes(q, t4.replace(max_length=2048)) / GIB,
+        "offload: giới hạn RAM của profile t4 (GiB)": t4.offload_budget_gib,
         "bit mỗi trọng số 4-bit": 4 + 8 / 64 + 32 / (64 * 256),
         "Unsloth, notebook T4: đỉnh dự trữ (GiB)": UNSLOTH_T4_PEAK_RESERVED_GIB,
         "Unsloth, notebook T4: giây": speed.UNSLOTH_T4["seconds"],
