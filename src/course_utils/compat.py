@@ -33,13 +33,16 @@ BNB_CPU_KERNEL_LOGGER = "bitsandbytes.backends.cpu.ops"
 # peft 0.21.2 (peft_model.py, PeftModel.__init__) reads `model.is_gradient_checkpointing`, which transformers 5.23
 # deprecates (modeling_utils.py): a FutureWarning on every get_peft_model, nothing a learner can act on.
 PEFT_GC_DEPRECATION = "`is_gradient_checkpointing` is deprecated"
+# tqdm.autonotebook (imported by datasets) warns in a notebook without ipywidgets that it falls back to text bars.
+TQDM_WIDGETS = "IProgress not found"
 
 
 def quiet_logs() -> None:
-    """Hide what a learner cannot act on: the two messages above and the loading progress bars.
+    """Hide what a learner cannot act on: the three messages above and the loading progress bars.
 
     Call it before importing bitsandbytes (the notebooks' first cell does).
     """
+    warnings.filterwarnings("ignore", message=TQDM_WIDGETS)
     import datasets
     import transformers
 
