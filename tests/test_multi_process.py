@@ -62,3 +62,4 @@ def test_resuming_on_two_processes(runs):
     again = summary(runs / "two")
     assert again["steps"] == 6 and again["resumed_from"].endswith("checkpoint-4")
     assert out.stdout.count("Đã tiếp tục từ checkpoint") == 1  # said once, by the main process
+    assert "Kế hoạch cho mỗi GPU (2 tiến trình" in out.stdout  # the memory plan speaks per process

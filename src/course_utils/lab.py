@@ -175,6 +175,9 @@ def plan_memory(lab: Lab, tokenizer, data: LabData) -> PlanReport:
         lines.append(f"Không lập được kế hoạch bộ nhớ cho kiến trúc {config.model_type} ({e}); bỏ qua bước này.")
         return PlanReport(None, longest, truncated, "\n".join(lines))
     check_plan(plan, profile, config)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes > 1:  # data-parallel: every process holds the model and its own batch
+        lines.append(f"Kế hoạch cho mỗi GPU ({processes} tiến trình, mỗi tiến trình một bản mô hình):")
     lines.append(plan.table())
     return PlanReport(plan, longest, truncated, "\n".join(lines))
 
