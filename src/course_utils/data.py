@@ -12,11 +12,11 @@ is skipped. All text is normalised to Unicode NFC.
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from importlib import resources
 from pathlib import Path
 
+from .env import is_hub_id
 from .errors import CourseError
 
 SPLITS = ("train", "validation", "test")
@@ -186,7 +186,7 @@ def load_source(source: str | Path, token: str | None = None) -> tuple[list[dict
     path = Path(source).expanduser()
     if path.is_file():
         return load_records(path)
-    if path.is_dir() or re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", str(source)) and not str(source).startswith("."):
+    if path.is_dir() or is_hub_id(str(source)):
         return load_hub_records(str(source), token=token)
     raise DatasetSourceError(f'Không tìm thấy tệp dữ liệu "{source}". Kiểm tra đường dẫn (đuôi .jsonl: mỗi dòng một '
                              'bản ghi; .json: một danh sách bản ghi), hoặc dùng tên một bộ dữ liệu trên Hub '

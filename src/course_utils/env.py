@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 
 from .errors import CourseError
+
+# "org/name", as the Hugging Face Hub spells the ids of models and datasets
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` reads as a Hub id ("org/name"), not a relative or absolute path."""
+    return bool(HUB_ID.match(name)) and not name.startswith((".", "/", "~"))
 
 
 class EnvironmentProblem(CourseError):

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from pathlib import Path
 
 import torch
 
-from .env import EnvironmentProblem, check_gpu, get_hf_token
+from .env import EnvironmentProblem, check_gpu, get_hf_token, is_hub_id
 from .errors import CourseError
 from .profiles import Profile
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # "org/name", as the Hub spells repository ids
 
 
 class ModelNotFound(CourseError):
@@ -37,7 +35,7 @@ def model_path(profile: Profile) -> str:
         raise ModelNotFound(f'"{model_id}" là một tệp, không phải thư mục mô hình. Hãy trỏ --model-id tới thư mục '
                             "chứa config.json (và các tệp .safetensors), hoặc dùng tên mô hình trên Hub như "
                             '"Qwen/Qwen2.5-7B-Instruct".')
-    if not HUB_ID.match(model_id) or model_id.startswith((".", "/", "~")):
+    if not is_hub_id(model_id):
         raise ModelNotFound(f'Không có thư mục "{model_id}", và đây cũng không phải tên mô hình trên Hugging Face Hub '
                             '(dạng "tổ-chức/tên", ví dụ "Qwen/Qwen2.5-7B-Instruct"). Kiểm tra lại đường dẫn hoặc tên.')
     return model_id
