@@ -16,7 +16,7 @@ K=/tmp  # kept between calls on a warm machine; the repository copy's untracked 
 export COURSE_PYTHONPATH="$K/site-course:$K/bnb:$PWD/src"
 export PEER_PYTHONPATH="$K/site-peer:$K/peersite:$K/bnb:$PWD/src"
 export PYTHONPATH=$COURSE_PYTHONPATH
-LEVERS='{"use_liger_kernel": true, "offload_activations": true}'
+LEVERS=${LEVERS:-'{"use_liger_kernel": true, "offload_activations": true}'}  # the course row's profile changes
 pipi() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$@"; }
 seed() { [ -f "$OUT/$1" ] || { [ -f "benchmarks/results/$1" ] && cp "benchmarks/results/$1" "$OUT/$1"; }; }
 peers() { python3 benchmarks/peers.py --out "$OUT/peers.json" --tag "$PHASE" "$@"; }
@@ -39,8 +39,7 @@ case "$PHASE" in
     peers --families qwen --model-dir "$K/models/qwen" --shapes 1024x2,4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --budget-s 330
     ;;
   mistral)
-    peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --budget-s 330
-    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS"
+    peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --data-shapes 1024x2 --workloads random,course-data --recipes course,unsloth --set "$LEVERS" --budget-s 420
     ;;
   smol)
     gguf=${2:?the SmolLM2 GGUF file}

@@ -8,7 +8,7 @@ Rows ("recipes"), each run in its own process:
 - "textbook": prepare_model_for_kbit_training + SFTTrainer defaults (adapters cast back to fp32 so that it runs).
 Common: the 7B shape with random fp16 weights (Qwen2.5-7B, or Mistral-7B with Vistral's vocabulary), NF4 with
 double quantization and fp16 compute, LoRA r=16 alpha=32 on the 7 projections, dropout 0, batch x 4
-accumulation, `--steps` optimizer steps (the first not timed), cap = the t4 profile's budget.
+accumulation, `--steps` optimizer steps (`--data-steps` on the course data; the first not timed), cap = the t4 profile's budget.
 Workloads: "random" (full-length random tokens at each shape) and "course-data" (the course's training split through
 each trainer's own collator: real lengths, padding or padding-free, answers only in the loss).
 
@@ -117,7 +117,10 @@ def main() -> None:
     ap.add_argument("--recipes", default="course,unsloth")
     ap.add_argument("--workloads", default="random,course-data")
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--set", default="{}", help="profile changes of the course row, as JSON")
+    ap.add_argument("--data-steps", type=int, default=12,
+                    help="steps of the course-data workload: its short steps vary a lot, time more of them")
+    ap.add_argument("--set", default="{}", help="profile changes of the course row, as JSON; unset levers keep the "
+                    "t4 profile's value (say false to turn one off)")
     ap.add_argument("--base", default="t4", help="profile the course rows start from (tiny: the CPU test)")
     ap.add_argument("--model-dir", default=None, help="use this model directory (the CPU test) instead of building")
     ap.add_argument("--budget-s", type=float, default=None, help="start no run after this many seconds")
@@ -144,6 +147,7 @@ def main() -> None:
             shapes = a.shapes if workload == "random" else a.data_shapes
             for shape in shapes.split(","):
                 length, batch = (int(x) for x in shape.split("x"))
+                steps = a.steps if workload == "random" else a.data_steps
                 for recipe in a.recipes.split(","):
                     if a.budget_s and time.time() - t0 > a.budget_s:
                         tm.log(f"budget reached: {recipe} {family} {shape} {workload} not run")
@@ -153,7 +157,7 @@ def main() -> None:
                     env = {"PYTHONPATH": path} if path else None
                     r = tm.spawn([__file__, "--model-dir", str(model_dir), "--set", a.set, "--base", a.base,
                                   "--family", family, "--workload", workload,
-                                  "--child", recipe, str(length), str(batch), str(a.steps), result_path],
+                                  "--child", recipe, str(length), str(batch), str(steps), result_path],
                                  result_path, env=env)
                     r.update(recipe=recipe, family_arg=family, workload=workload, max_length=length, batch=batch,
                              set=json.loads(a.set) if recipe == "course" else {}, session=a.tag)

@@ -145,6 +145,11 @@ def measure(result: dict, train, times: list, tokens: list) -> dict:
         result["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / GIB
         result["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / GIB
     result["step_times_s"], result["step_tokens"] = times, tokens
+    if "torch._dynamo" in sys.modules:  # torch.compile ran: how many graphs, and where it fell back to Python
+        from torch._dynamo.utils import counters
+
+        result["compiled_graphs"] = counters["stats"]["unique_graphs"]
+        result["graph_breaks"] = {k: v for k, v in list(counters["graph_break"].items())[:10]}
     if trainer is not None:
         losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
         result["losses"] = losses
@@ -162,7 +167,7 @@ def course_run(model_dir: str, max_length: int, batch: int, steps: int, changes:
     from course_utils.compat import adapters_to_fp32
     from course_utils.memory import estimate_training_memory
     from course_utils.models import load_config, load_model_and_tokenizer
-    from course_utils.profiles import get_profile
+    from course_utils.profiles import LEVERS, get_profile
     from course_utils.train import build_trainer
 
     cap = cap_memory()
@@ -175,6 +180,7 @@ def course_run(model_dir: str, max_length: int, batch: int, steps: int, changes:
     config = load_config(profile)
     plan = estimate_training_memory(config, profile)
     result = {"recipe": recipe, "changes": {**changes, **({"sft": sft} if sft else {})}, "workload": workload,
+              "levers": {k: getattr(profile, k) for k in LEVERS},
               "versions": versions(), "family": config.model_type,
               "max_length": max_length, "batch": batch, "steps": steps, "cap_gib": cap,
               "gradient_accumulation_steps": profile.gradient_accumulation_steps,

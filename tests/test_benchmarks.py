@@ -37,6 +37,20 @@ def test_the_fp16_script_records_losses_scales_and_peaks(tiny_dir):
 def test_report_prints_every_chapter_table(capsys):
     import report
 
-    report.main()
+    report.main([])
     out = capsys.readouterr().out
     assert out.count("<!--") == 3 and "Unsloth" in out
+
+
+def test_report_merges_a_call_once(tmp_path):
+    import report
+
+    call = tmp_path / "peers.json"
+    call.write_text(json.dumps({"device": "gpu", "runs": [{"recipe": "course"}, {"recipe": "unsloth"}]}))
+    target = tmp_path / "all.json"
+    target.write_text(json.dumps({"runs": [{"recipe": "course", "call": 1}]}))
+    assert report.merge(call, "b", target) == 2
+    runs = json.loads(target.read_text())["runs"]
+    assert [r["call"] for r in runs] == [1, "b", "b"]
+    with pytest.raises(SystemExit):
+        report.merge(call, "b", target)

@@ -49,3 +49,39 @@ def test_stop_on_nan_says_what_to_do():
         StopOnNaN().on_log(None, type("S", (), {"global_step": 7})(), None, logs={"loss": math.nan})
     assert "learning_rate" in str(e.value) and "7" in str(e.value)
     StopOnNaN().on_log(None, type("S", (), {"global_step": 7})(), None, logs={"loss": 1.0})
+
+
+def _losses(profile, data, tmp_path):
+    model, tok = load_model_and_tokenizer(profile)
+    trainer = build_trainer(model, tok, data, None, profile, tmp_path, save_strategy="no", disable_tqdm=True)
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.train()
+    return trainer, batch, loss_history(trainer.state.log_history)["train_loss"]
+
+
+def test_padding_free_trains_like_padding(small, tmp_path):
+    """The batch laid end to end, no padding: SDPA keeps the sequences apart, so the losses are the padded ones."""
+    data = load_split("train")[:24]
+    padded = small.replace(per_device_train_batch_size=4, max_steps=3)
+    _, pbatch, plosses = _losses(padded, data, tmp_path / "padded")
+    trainer, batch, losses = _losses(padded.replace(padding_free=True), data, tmp_path / "free")
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1
+    starts = (batch["position_ids"][0] == 0).sum().item()
+    assert starts == 4 and batch["input_ids"].shape[1] == pbatch["attention_mask"].sum().item()
+    assert losses == pytest.approx(plosses, rel=1e-3)
+    assert losses != pytest.approx(plosses, rel=1e-7) or pbatch["attention_mask"].all()  # the padding was real
+
+
+def test_padding_free_cuts_like_trl(small, tmp_path):
+    """Padding-free, TRL leaves max_length to us: build_trainer cuts the sequences exactly as TRL would."""
+    data = load_split("train")[:16]
+    model, tok = load_model_and_tokenizer(small)
+    lengths = sorted(len(x) for x in build_trainer(model, tok, data, None, small, tmp_path / "n").train_dataset["input_ids"])
+    short = small.replace(max_length=lengths[len(lengths) // 2])  # half the sequences are longer
+    cut_by_trl = build_trainer(model, tok, data, data[:4], short, tmp_path / "a").train_dataset
+    free = build_trainer(model, tok, data, data[:4], short.replace(padding_free=True), tmp_path / "b")
+    assert max(len(x) for x in free.train_dataset["input_ids"]) == short.max_length
+    assert free.train_dataset["input_ids"] == cut_by_trl["input_ids"]
+    assert free.train_dataset["labels"] == cut_by_trl["labels"]
+    assert max(len(x) for x in free.eval_dataset["input_ids"]) <= short.max_length
+

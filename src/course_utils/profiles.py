@@ -16,6 +16,8 @@ TINY_MODEL_ID = "course-tiny"  # resolved to a local directory by course_utils.t
 # What PyTorch can use of a T4's 16 GB on Colab (about 15 GiB visible, less CUDA's own share): the one source
 # of the budget for the memory plan, the benchmarks (their cap) and the chapters.
 T4_BUDGET_GIB = 14.5
+# the profile fields that are speed and memory levers (benchmarks/peers.py records them with each course row)
+LEVERS = ("use_liger_kernel", "offload_activations", "padding_free")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class Profile:
     # pinned CPU memory the offload may take: free Colab has about 12,7 GB of RAM for everything (a rule of thumb:
     # about half, the rest for Python, loading and the data)
     offload_budget_gib: float | None = 6.0
+    # the sequences of a batch laid end to end, no padding (SDPA keeps them apart by their position_ids): less
+    # compute where a batch's lengths differ; on the benchmark GPU its effect was within the noise (chapter 9)
+    padding_free: bool = False
     # the textbook step that casts embeddings, lm_head and norms to fp32: off in the course recipe
     prepare_model_for_kbit_training: bool = False
     seed: int = 42

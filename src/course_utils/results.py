@@ -32,28 +32,52 @@ def _gib(x: float) -> str:
     return vi_num(x, 2)
 
 
+LEVER_NAMES = {"use_liger_kernel": "Liger", "offload_activations": "offload", "padding_free": "padding-free",
+               "compile_layers": "compile"}
+COMPILE_KINDS = {"layers": "compile cả lớp", "blocks": "compile từng khối"}
+
+
+def profile_levers() -> dict:
+    """The t4 profile's lever settings: what "the course recipe" means in the tables."""
+    from .profiles import LEVERS, get_profile
+
+    t4 = get_profile("t4")
+    return {k: getattr(t4, k) for k in LEVERS}
+
+
+def _is_profile_recipe(row: dict) -> bool:
+    levers = row.get("levers", {})
+    return not levers.get("compile_layers") and all(levers.get(k) == v for k, v in profile_levers().items())
+
+
+def _unsloth_of(row: dict, runs: list[dict]) -> dict | None:
+    key = ("call", "family_arg", "workload", "max_length", "batch")
+    return next((u for u in runs if u["recipe"] == "unsloth" and all(u.get(k) == row.get(k) for k in key)), None)
+
+
+def _ok_runs() -> list[dict]:
+    return [r for r in load("peers")["runs"] if r.get("status") == "ok"]
+
+
 def pairs() -> list[tuple[dict, dict]]:
-    """(course row, Unsloth row) of the same call, family, workload and shape; the course row with the profile's
-    levers (Liger and offload)."""
-    runs = [r for r in load("peers")["runs"] if r.get("status") == "ok"]
+    """(course row, Unsloth row) of the same call, family, workload and shape; the course row with the t4 profile's
+    levers."""
+    runs = _ok_runs()
     out = []
     for c in runs:
-        if c["recipe"] != "course" or not c.get("set", {}).get("offload_activations"):
-            continue
-        for u in runs:
-            key = ("call", "family_arg", "workload", "max_length", "batch")
-            if u["recipe"] == "unsloth" and all(u.get(k) == c.get(k) for k in key):
-                out.append((c, u))
+        u = _unsloth_of(c, runs) if c["recipe"] == "course" and _is_profile_recipe(c) else None
+        if u is not None:
+            out.append((c, u))
     return out
 
 
 def peers_table() -> str:
-    rows = ["| mô hình, dữ liệu | max_length × batch | khóa học: đỉnh cấp phát / dự trữ (GiB), token/s | "
+    rows = ["| lần gọi | mô hình, dữ liệu | max_length × batch | khóa học: đỉnh cấp phát / dự trữ (GiB), token/s | "
             "Unsloth: đỉnh cấp phát / dự trữ (GiB), token/s | dự trữ khóa học ÷ Unsloth | token/s khóa học ÷ Unsloth |",
-            "|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|"]
     for c, u in pairs():
         rows.append(
-            f"| {FAMILY[c['family_arg']]}, {WORKLOAD[c['workload']]} | {c['max_length']} × {c['batch']} | "
+            f"| {c['call']} | {FAMILY[c['family_arg']]}, {WORKLOAD[c['workload']]} | {c['max_length']} × {c['batch']} | "
             f"{_gib(c['peak_allocated_gib'])} / {_gib(c['peak_reserved_gib'])}, {vi_num(c['tokens_per_s'])} | "
             f"{_gib(u['peak_allocated_gib'])} / {_gib(u['peak_reserved_gib'])}, {vi_num(u['tokens_per_s'])} | "
             f"{vi_num(c['peak_reserved_gib'] / u['peak_reserved_gib'], 2)} | "
@@ -61,25 +85,59 @@ def peers_table() -> str:
     return "\n".join(rows)
 
 
-def lever_rows() -> list[dict]:
-    """The course rows at Qwen2.5-7B 2048 x 2 (random tokens) of the call that tried the levers one by one."""
-    runs = load("peers")["runs"]
-    return [r for r in runs if r["recipe"] == "course" and r.get("status") == "ok" and r["family_arg"] == "qwen"
-            and r["workload"] == "random" and (r["max_length"], r["batch"]) == (2048, 2)]
-
-
-def lever_name(settings: dict) -> str:
-    names = [n for k, n in (("use_liger_kernel", "Liger"), ("offload_activations", "offload")) if settings.get(k)]
+def lever_name(levers: dict) -> str:
+    names = [COMPILE_KINDS.get(v, n) if k == "compile_layers" else n
+             for k, n in LEVER_NAMES.items() if (v := levers.get(k))]
     return " + ".join(names) or "không đòn bẩy nào"
 
 
+def lever_rows() -> list[tuple[dict, dict]]:
+    """(course row, Unsloth row of its call) at the two shapes where levers were tried: Qwen2.5-7B, random tokens
+    2048 x 2 and the course data 1024 x 2."""
+    runs = _ok_runs()
+    tried = {("random", 2048, 2), ("course-data", 1024, 2)}
+    out = []
+    for c in runs:
+        if c["recipe"] == "course" and c["family_arg"] == "qwen" and (c["workload"], c["max_length"], c["batch"]) in tried:
+            u = _unsloth_of(c, runs)
+            if u is not None:
+                out.append((c, u))
+    return out
+
+
 def levers_table() -> str:
-    rows = ["| công thức của khóa học, Qwen2.5-7B 2048 × 2 | đỉnh cấp phát (GiB) | đỉnh dự trữ (GiB) | token/s |",
-            "|---|---|---|---|"]
-    for r in lever_rows():
-        rows.append(f"| {lever_name(r['set'])} | {_gib(r['peak_allocated_gib'])} | {_gib(r['peak_reserved_gib'])} | "
-                    f"{vi_num(r['tokens_per_s'])} |")
+    rows = ["| lần gọi | dữ liệu, max_length × batch | đòn bẩy | đỉnh cấp phát / dự trữ (GiB) | token/s | "
+            "token/s ÷ Unsloth cùng lần gọi |", "|---|---|---|---|---|---|"]
+    for c, u in lever_rows():
+        rows.append(f"| {c['call']} | {WORKLOAD[c['workload']]}, {c['max_length']} × {c['batch']} | "
+                    f"{lever_name(c['levers'])} | {_gib(c['peak_allocated_gib'])} / {_gib(c['peak_reserved_gib'])} | "
+                    f"{vi_num(c['tokens_per_s'])} | {vi_num(c['tokens_per_s'] / u['tokens_per_s'], 2)} |")
     return "\n".join(rows)
+
+
+def padding_free_loss_gap() -> float:
+    """Largest relative difference (%) between the per-step losses of the course data padded and padding-free, in
+    the call that ran both (B2)."""
+    b2 = [r for r in _ok_runs() if r["call"] == "B2" and r["recipe"] == "course"]
+    padded = next(r for r in b2 if not r["levers"]["padding_free"])
+    free = next(r for r in b2 if r["levers"]["padding_free"] and not r["levers"].get("compile_layers"))
+    return 100 * max(abs(a - b) / a for a, b in zip(padded["losses"], free["losses"], strict=True))
+
+
+def repeat_spread() -> dict[str, float]:
+    """The same course configuration run twice in one call: the faster run's tokens/s over the slower's, largest
+    per workload (how far apart two identical runs landed)."""
+    groups: dict[tuple, list[float]] = {}
+    for r in _ok_runs():
+        if r["recipe"] == "course":
+            key = (r["call"], r["family_arg"], r["workload"], r["max_length"], r["batch"],
+                   json.dumps(r.get("levers", {}), sort_keys=True))
+            groups.setdefault(key, []).append(r["tokens_per_s"])
+    out: dict[str, float] = {}
+    for key, speeds in groups.items():
+        if len(speeds) > 1:
+            out[key[2]] = max(out.get(key[2], 1.0), max(speeds) / min(speeds))
+    return out
 
 
 def textbook_table() -> str:

@@ -46,7 +46,9 @@ def sft_config(profile: Profile, output_dir: str | Path, loss_on: str | None = N
         checkpointing_kwargs["offload"] = True  # transformers 5.23: layer inputs kept in pinned CPU memory
     kwargs = dict(
         output_dir=str(output_dir),
-        max_length=profile.max_length,
+        # padding-free: TRL does not truncate then (build_trainer does, to the same max_length)
+        max_length=None if profile.padding_free else profile.max_length,
+        padding_free=profile.padding_free,
         packing=False,  # the default packing strategy needs FlashAttention, which a T4 lacks
         assistant_only_loss=loss_on == "assistant_only",
         completion_only_loss=True if loss_on == "completion_only" else None,
@@ -139,8 +141,22 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
         callbacks=[StopOnNaN(), *(callbacks or [])],
     )
     adapters_to_fp32(trainer.model)
+    if profile.padding_free:
+        trainer.train_dataset = truncate_tokenized(trainer.train_dataset, profile.max_length)
+        if trainer.eval_dataset is not None:
+            trainer.eval_dataset = truncate_tokenized(trainer.eval_dataset, profile.max_length)
     trainer.loss_strategy = loss
     return trainer
+
+
+def truncate_tokenized(dataset, max_length: int):
+    """Cut a tokenized dataset's sequences to max_length, then drop those left with no label to learn: what TRL
+    does itself when not padding-free (trl/trainer/sft_trainer.py, "Truncate to max_length")."""
+    if all(len(ids) <= max_length for ids in dataset["input_ids"]):
+        return dataset
+    dataset = dataset.map(lambda row: {"input_ids": row["input_ids"][:max_length],
+                                       "labels": row["labels"][:max_length]})
+    return dataset.filter(lambda row: any(label != -100 for label in row["labels"]))
 
 
 def default_output_dir(profile: Profile) -> Path:

@@ -104,22 +104,25 @@ def figures() -> dict[str, float]:
     if results.available():
         r = results.ratios()
         f |= {f"tỉ lệ {k}": v for k, v in r.items()}
-        for c, u in results.pairs():
-            for row in (c, u):
-                key = f"{row['recipe']} {row['family_arg']} {row['workload']} {row['max_length']}x{row['batch']}"
-                f |= {f"{key}: cấp phát": row["peak_allocated_gib"], f"{key}: dự trữ": row["peak_reserved_gib"],
-                      f"{key}: token/s": row["tokens_per_s"]}
-            f[f"{c['max_length']}x{c['batch']} {c['workload']}: dự trữ ÷"] = c["peak_reserved_gib"] / u["peak_reserved_gib"]
-            f[f"{c['max_length']}x{c['batch']} {c['workload']}: token/s ÷"] = c["tokens_per_s"] / u["tokens_per_s"]
-        levers = {results.lever_name(r["set"]): r for r in results.lever_rows()}
-        for name, r in levers.items():
-            f |= {f"{name}: cấp phát": r["peak_allocated_gib"], f"{name}: dự trữ": r["peak_reserved_gib"],
-                  f"{name}: token/s": r["tokens_per_s"]}
-        if {"Liger", "Liger + offload"} <= set(levers):
-            a, b = levers["Liger"], levers["Liger + offload"]
+        rows = {id(r): r for pair in results.pairs() + results.lever_rows() for r in pair}
+        for i, row in enumerate(rows.values()):
+            key = (f"#{i} {row['call']} {row['recipe']} {lever_name_of(row)} {row['family_arg']} {row['workload']} "
+                   f"{row['max_length']}x{row['batch']}")
+            f |= {f"{key}: cấp phát": row["peak_allocated_gib"], f"{key}: dự trữ": row["peak_reserved_gib"],
+                  f"{key}: token/s": row["tokens_per_s"]}
+        for i, (c, u) in enumerate(results.pairs() + results.lever_rows()):
+            key = f"#{i} {c['call']} {lever_name_of(c)} {c['max_length']}x{c['batch']} {c['workload']}"
+            f[f"{key}: dự trữ ÷"] = c["peak_reserved_gib"] / u["peak_reserved_gib"]
+            f[f"{key}: token/s ÷"] = c["tokens_per_s"] / u["tokens_per_s"]
+        a3 = {results.lever_name(c["levers"]): c for c, _ in results.lever_rows() if c["call"] == "A3"}
+        if {"Liger", "Liger + offload"} <= set(a3):  # the call that tried offload on and off
+            a, b = a3["Liger"], a3["Liger + offload"]
             f["offload: bớt cấp phát (GiB)"] = a["peak_allocated_gib"] - b["peak_allocated_gib"]
             f["offload: bớt dự trữ (GiB)"] = a["peak_reserved_gib"] - b["peak_reserved_gib"]
             f["offload: chậm đi (%)"] = 100 * (1 - b["tokens_per_s"] / a["tokens_per_s"])
+        f["padding-free: loss lệch nhiều nhất (%)"] = results.padding_free_loss_gap()
+        f |= {f"hai lần chạy giống nhau, {k}: nhanh ÷ chậm": v for k, v in results.repeat_spread().items()}
+        f |= {f"hai lần chạy giống nhau, {k}: chênh (%)": 100 * (v - 1) for k, v in results.repeat_spread().items()}
         for r in results.load("t4_memory")["runs"]:
             if r["recipe"].startswith("textbook") and "peak_allocated_gib" in r:
                 key = f"{r['recipe']} {r['max_length']}x{r['batch']}"
@@ -136,3 +139,9 @@ def figures() -> dict[str, float]:
               "gộp 7B: đỉnh RAM ước lượng (GiB)": merge["qwen2.5-7b_estimate"]["peak_bytes"] / GIB,
               "gộp 7B: mảnh ra (GiB)": merge["qwen2.5-7b_estimate"]["shard_bytes"] / GIB}
     return f
+
+
+def lever_name_of(row: dict) -> str:
+    from course_utils import results
+
+    return results.lever_name(row["levers"]) if row["recipe"] == "course" else row["recipe"]
