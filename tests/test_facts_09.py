@@ -51,3 +51,16 @@ def test_the_t4_checks_and_the_fp16_run_passed():
     smol = results.smollm2()
     assert all(r["loss_finite"] and r["grad_finite"] for r in smol["runs"].values())
     assert 1 < smol["headroom"] < 10  # within fp16, but not by much: what the chapter warns about
+
+
+def test_padded_length_is_the_mean_longest_of_every_batch():
+    """The T4 estimate charges each sequence the longest of its batch: checked against every possible batch."""
+    from itertools import combinations
+    from statistics import mean
+
+    from course_utils.speed import padded_length
+
+    lengths = [5, 9, 9, 20, 3, 14]
+    for batch in (1, 2, 3):
+        assert padded_length(lengths, batch) == pytest.approx(mean(max(c) for c in combinations(lengths, batch)))
+    assert padded_length(lengths, 1) == pytest.approx(mean(lengths))

@@ -40,6 +40,16 @@ def step_flops(config, token_lengths: list[int], answer_tokens: int, checkpointi
     return total + answer_tokens * head
 
 
+def padded_length(lengths: list[int], batch: int) -> float:
+    """Mean tokens a sequence costs once padded to the longest of its batch, over random batches of `batch`
+    different sequences: E[max of `batch` drawn without replacement] = sum_k L_(k) C(k-1, batch-1) / C(n, batch)."""
+    from math import comb
+
+    ordered = sorted(lengths)
+    n = len(ordered)
+    return sum(length * comb(k - 1, batch - 1) for k, length in enumerate(ordered, start=1)) / comb(n, batch)
+
+
 def seconds(flops: float, tflops: float = T4_SUSTAINED_TFLOPS) -> float:
     return flops / (tflops * 1e12)
 

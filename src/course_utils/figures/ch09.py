@@ -33,13 +33,15 @@ def course_lengths() -> tuple[list[int], list[int]]:
     return token_lengths(tokenizer, records, "alpaca"), answers
 
 
-def lab_training_flops() -> float:
-    """The lab's training on the course data (max_steps x batch x accumulation sequences of the mean length)."""
+def lab_training_flops(padding_free: bool | None = None) -> float:
+    """The lab's training on the course data: max_steps x batch x accumulation sequences, each of the mean length,
+    or (padding on, the t4 profile's default) of the mean length once padded to the longest of its batch."""
     t4 = get_profile("t4")
+    padding_free = t4.padding_free if padding_free is None else padding_free
     lengths, answers = course_lengths()
     n = t4.max_steps * t4.per_device_train_batch_size * t4.gradient_accumulation_steps
-    return speed.step_flops(qwen25_7b_config(), [round(statistics.mean(lengths))] * n,
-                            round(statistics.mean(answers) * n))
+    mean = statistics.mean(lengths) if padding_free else speed.padded_length(lengths, t4.per_device_train_batch_size)
+    return speed.step_flops(qwen25_7b_config(), [round(mean)] * n, round(statistics.mean(answers) * n))
 
 
 def fsdp_threshold_billions() -> float:
@@ -85,6 +87,9 @@ def figures() -> dict[str, float]:
         "FLOP mỗi token trả lời, lm_head (GFLOP)": per_token["lm_head"] / 1e9,
         "tham số ngoài embedding (tỉ)": (parameter_counts(q)["attention"] + parameter_counts(q)["mlp"]) / 1e9,
         "huấn luyện lab: PFLOP": train_flops / 1e15,
+        "dữ liệu khóa học: token mỗi câu sau khi đệm": speed.padded_length(lengths, t4.per_device_train_batch_size),
+        "padding-free: bớt phép tính của lab (%)": 100 * (1 - lab_training_flops(padding_free=True) / train_flops),
+        "huấn luyện lab padding-free ở tốc độ bền (s)": speed.seconds(lab_training_flops(padding_free=True)),
         "huấn luyện lab ở tốc độ bền (s)": speed.seconds(train_flops),
         "tốc độ hiệu dụng suy từ Unsloth, thấp (TFLOPS)": low,
         "tốc độ hiệu dụng suy từ Unsloth, cao (TFLOPS)": high,
