@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_session.sh install        # both stacks into /tmp/site-* (/tmp is kept between calls)
 #   bash benchmarks/gpu_session.sh qwen           # course vs Unsloth, Qwen2.5-7B shape, random tokens
 #   bash benchmarks/gpu_session.sh mistral        # course vs Unsloth, Mistral/Vistral shape, and the course data
+#   bash benchmarks/gpu_session.sh boundary       # the plan's edge: a shape it accepts and one it refuses, run anyway
 #   bash benchmarks/gpu_session.sh smol GGUF      # SmolLM2's real weights in fp16; the sm_75 compile check
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,17 +36,20 @@ case "$PHASE" in
     ;;
   qwen)
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS"
-    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set '{"use_liger_kernel": true}'
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set '{"use_liger_kernel": true, "offload_activations": false}'
     peers --families qwen --model-dir "$K/models/qwen" --shapes 1024x2,4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --budget-s 330
     ;;
   mistral)
     peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --data-shapes 1024x2 --workloads random,course-data --recipes course,unsloth --set "$LEVERS" --budget-s 420
     ;;
+  boundary)  # the memory plan's edge, Qwen2.5-7B shape: 8192 x 2 is planned to fit, 16384 x 2 is refused
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 8192x2,16384x2 --recipes course --workloads random --set "$LEVERS" --steps 2
+    ;;
   smol)
     gguf=${2:?the SmolLM2 GGUF file}
     python3 benchmarks/smollm2_fp16_gpu.py --gguf "$gguf" --model-dir "$K/models/smollm2" --out "$OUT/smollm2_fp16.json"
     seed sm75.json
-    python3 benchmarks/sm75_check.py --model-dir "$K/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true}'
+    python3 benchmarks/sm75_check.py --model-dir "$K/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true, "offload_activations": false}'
     ;;
-  *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|mistral|smol GGUF" >&2; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|mistral|boundary|smol GGUF" >&2; exit 2 ;;
 esac

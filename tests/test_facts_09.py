@@ -64,3 +64,36 @@ def test_padded_length_is_the_mean_longest_of_every_batch():
     for batch in (1, 2, 3):
         assert padded_length(lengths, batch) == pytest.approx(mean(max(c) for c in combinations(lengths, batch)))
     assert padded_length(lengths, 1) == pytest.approx(mean(lengths))
+
+
+def test_peft_lora_passes_counted_by_the_estimate():
+    """speed.lora_extra_bytes_per_token counts peft's LoRA forward as: base product, a copy of its output, the two
+    LoRA products, a multiplication by alpha/r and a sum. If peft changes that, the estimate must change too."""
+    import torch
+    from peft import get_peft_model
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from course_utils.configs import qwen25_7b_config
+    from course_utils.models import load_model_and_tokenizer
+    from course_utils.profiles import get_profile
+    from course_utils.speed import lora_extra_bytes_per_token
+    from course_utils.train import lora_config
+
+    tiny = get_profile("tiny")
+    model, _ = load_model_and_tokenizer(tiny)
+    layer = get_peft_model(model, lora_config(tiny, lora_dropout=0.0)).base_model.model.model.layers[0].mlp.up_proj
+    ops = []
+
+    class Log(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            ops.append(func.__name__.split(".")[0])
+            return func(*args, **(kwargs or {}))
+
+    x = torch.randn(2, 3, layer.in_features)
+    with Log():
+        layer(x)
+    heavy = [op for op in ops if op not in ("view", "t", "_unsafe_view")]
+    assert heavy == ["gemm_4bit", "clone", "mm", "mm", "mul", "add"]
+    q = qwen25_7b_config()
+    widths = 2 * q.hidden_size + 2 * 512 + 2 * q.intermediate_size + q.hidden_size  # q, o, k, v, gate, up, down
+    assert lora_extra_bytes_per_token(q) == 14 * widths * 2 * q.num_hidden_layers

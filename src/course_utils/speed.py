@@ -16,6 +16,8 @@ from .configs import head_dim, parameter_counts
 
 T4_PEAK_TFLOPS = 65.0  # NVIDIA T4 datasheet, fp16 tensor cores (peak)
 T4_SUSTAINED_TFLOPS = 24.0  # https://forums.developer.nvidia.com/t/about-gpu-peak-performance/264462 (power-capped)
+T4_BANDWIDTH_GBS = 320.0  # NVIDIA T4 datasheet, GDDR6
+H200_BANDWIDTH_GBS = 4800.0  # NVIDIA H200 datasheet, HBM3e
 # Unsloth's Qwen2.5-7B Alpaca notebook on a Colab T4 (shared/notes/t4-memory.md): 60 steps of 2 x 4 sequences, 462 s
 UNSLOTH_T4 = {"steps": 60, "sequences_per_step": 8, "seconds": 462.0}
 
@@ -38,6 +40,21 @@ def step_flops(config, token_lengths: list[int], answer_tokens: int, checkpointi
         total += n * (parts["linear"] + parts["attention"])
     head = flops_per_token(config, 1, scored=True)["lm_head"]
     return total + answer_tokens * head
+
+
+def lora_extra_bytes_per_token(config, target_modules="all-linear", compute_bytes: int = 2) -> int:
+    """Memory traffic peft's LoRA layer adds, per token, over adding the LoRA product inside the base product's
+    output (what Unsloth's fused LoRA does: out.addmm_(x A, B, alpha=s), reading and writing `out` once).
+
+    peft (lora/bnb.py Linear4bit.forward): result.clone(), lora_B(lora_A(x)) written out, * scaling, result + that:
+    8 passes over the output against 2, so 6 extra per forward; twice with checkpointing (forward, recompute),
+    plus 2 for the gradient of the scaling in the backward: 14 passes over each targeted layer's output.
+    """
+    from .configs import linear_shapes, resolve_targets
+
+    shapes = linear_shapes(config)
+    width = sum(shapes[t][0] for t in resolve_targets(config, target_modules))
+    return 14 * width * compute_bytes * config.num_hidden_layers
 
 
 def padded_length(lengths: list[int], batch: int) -> float:

@@ -126,6 +126,22 @@ def figures() -> dict[str, float]:
             f["offload: bớt dự trữ (GiB)"] = a["peak_reserved_gib"] - b["peak_reserved_gib"]
             f["offload: chậm đi (%)"] = 100 * (1 - b["tokens_per_s"] / a["tokens_per_s"])
         f["padding-free: loss lệch nhiều nhất (%)"] = results.padding_free_loss_gap()
+        # peft's LoRA passes over the outputs, at the shape of call B3 (Qwen2.5-7B 2048 x 2, x 4 accumulation)
+        c, u = next((c, u) for c, u in results.pairs() if c["call"] == "B3")
+        step_tokens = c["max_length"] * c["batch"] * c["gradient_accumulation_steps"]
+        extra = speed.lora_extra_bytes_per_token(q) * step_tokens
+        t4_compute = speed.seconds(speed.step_flops(q, [c["max_length"]] * (c["batch"] * c["gradient_accumulation_steps"]),
+                                                    step_tokens))
+        f |= {"LoRA của peft: thêm mỗi token (MB)": speed.lora_extra_bytes_per_token(q) / 1e6,
+              "LoRA của peft: thêm mỗi bước B3 (GB)": extra / 1e9,
+              "H200: băng thông (TB/s)": speed.H200_BANDWIDTH_GBS / 1000,
+              "T4: băng thông (GB/s)": speed.T4_BANDWIDTH_GBS,
+              "LoRA của peft: giây mỗi bước trên H200": extra / (speed.H200_BANDWIDTH_GBS * 1e9),
+              "B3: chênh lệch mỗi bước (s)": step_tokens / c["tokens_per_s"] - step_tokens / u["tokens_per_s"],
+              "LoRA của peft: giây mỗi bước trên T4": extra / (speed.T4_BANDWIDTH_GBS * 1e9),
+              "T4: tính toán mỗi bước B3 ở tốc độ bền (s)": t4_compute,
+              "LoRA của peft: phần của bước trên T4 (%)":
+                  100 * extra / (speed.T4_BANDWIDTH_GBS * 1e9) / t4_compute}
         f |= {f"hai lần chạy giống nhau, {k}: nhanh ÷ chậm": v for k, v in results.repeat_spread().items()}
         f |= {f"hai lần chạy giống nhau, {k}: chênh (%)": 100 * (v - 1) for k, v in results.repeat_spread().items()}
         for r in results.load("t4_memory")["runs"]:
