@@ -54,3 +54,17 @@ def test_report_merges_a_call_once(tmp_path):
     assert [r["call"] for r in runs] == [1, "b", "b"]
     with pytest.raises(SystemExit):
         report.merge(call, "b", target)
+
+
+def test_peers_command_runs_each_workload_in_its_own_process(tiny_dir, tmp_path):
+    """The whole command on the CPU: one child process per row, the course data timed over --data-steps."""
+    import subprocess
+
+    out = tmp_path / "peers.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks/peers.py"), "--model-dir", str(tiny_dir), "--base", "tiny",
+                    "--families", "qwen", "--shapes", "64x2", "--data-shapes", "128x2", "--recipes", "course",
+                    "--workloads", "random,course-data", "--steps", "2", "--data-steps", "3", "--out", str(out),
+                    "--set", '{"padding_free": true}', "--tag", "cpu"], check=True, capture_output=True, timeout=300)
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["workload"], r["status"], r["steps"]) for r in runs] == [("random", "ok", 2), ("course-data", "ok", 3)]
+    assert all(r["levers"]["padding_free"] and r["session"] == "cpu" for r in runs)
