@@ -49,7 +49,7 @@ case "$PHASE" in
     gguf=${2:?the SmolLM2 GGUF file}
     python3 benchmarks/smollm2_fp16_gpu.py --gguf "$gguf" --model-dir "$K/models/smollm2" --out "$OUT/smollm2_fp16.json"
     seed sm75.json
-    python3 benchmarks/sm75_check.py --model-dir "$K/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true, "offload_activations": false}'
+    python3 benchmarks/sm75_check.py --model-dir "$K/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true}'
     ;;
   *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|mistral|boundary|smol GGUF" >&2; exit 2 ;;
 esac

@@ -8,7 +8,8 @@ Rows ("recipes"), each run in its own process:
 - "textbook": prepare_model_for_kbit_training + SFTTrainer defaults (adapters cast back to fp32 so that it runs).
 Common: the 7B shape with random fp16 weights (Qwen2.5-7B, or Mistral-7B with Vistral's vocabulary), NF4 with
 double quantization and fp16 compute, LoRA r=16 alpha=32 on the 7 projections, dropout 0, batch x 4
-accumulation, `--steps` optimizer steps (`--data-steps` on the course data; the first not timed), cap = the t4 profile's budget.
+accumulation, `--steps` optimizer steps (`--data-steps` on the course data; the first not timed), cap = the t4
+profile's budget.
 Workloads: "random" (full-length random tokens at each shape) and "course-data" (the course's training split through
 each trainer's own collator: real lengths, padding or padding-free, answers only in the loss).
 

@@ -145,11 +145,6 @@ def measure(result: dict, train, times: list, tokens: list) -> dict:
         result["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / GIB
         result["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / GIB
     result["step_times_s"], result["step_tokens"] = times, tokens
-    if "torch._dynamo" in sys.modules:  # torch.compile ran: how many graphs, and where it fell back to Python
-        from torch._dynamo.utils import counters
-
-        result["compiled_graphs"] = counters["stats"]["unique_graphs"]
-        result["graph_breaks"] = {k: v for k, v in list(counters["graph_break"].items())[:10]}
     if trainer is not None:
         losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
         result["losses"] = losses

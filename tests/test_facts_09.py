@@ -38,7 +38,7 @@ def test_course_allocates_less_than_unsloth_on_every_row():
 
 def test_padding_free_and_compile_rows_match_the_padded_losses():
     """The levers change speed, not what is learned: same data, same seed, the same losses to 0,01%."""
-    for c, u in results.lever_rows():
+    for c, _ in results.lever_rows():
         same = [r for r, _ in results.lever_rows() if r["call"] == c["call"] and r["workload"] == c["workload"]]
         for other in same:
             assert other["losses"] == pytest.approx(c["losses"], rel=1e-4)

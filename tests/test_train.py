@@ -85,3 +85,16 @@ def test_padding_free_cuts_like_trl(small, tmp_path):
     assert free.train_dataset["labels"] == cut_by_trl["labels"]
     assert max(len(x) for x in free.eval_dataset["input_ids"]) <= short.max_length
 
+
+
+@pytest.mark.parametrize("padding_free", [False, True])
+def test_a_max_length_that_cuts_every_answer_is_refused(small, tmp_path, padding_free):
+    """Every answer cut away by max_length: a Vietnamese error that says to raise it, not an empty-sampler traceback."""
+    from course_utils.errors import CourseError
+
+    data = load_split("train")[:8]
+    short = small.replace(max_length=8, padding_free=padding_free)
+    model, tok = load_model_and_tokenizer(short)
+    with pytest.raises(CourseError, match="max_length=8") as e:
+        build_trainer(model, tok, data, data[:2], short, tmp_path)
+    assert "--max-length 16" in str(e.value)

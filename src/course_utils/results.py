@@ -32,9 +32,9 @@ def _gib(x: float) -> str:
     return vi_num(x, 2)
 
 
-LEVER_NAMES = {"use_liger_kernel": "Liger", "offload_activations": "offload", "padding_free": "padding-free",
-               "compile_layers": "compile"}
-COMPILE_KINDS = {"layers": "compile cả lớp", "blocks": "compile từng khối"}
+LEVER_NAMES = {"use_liger_kernel": "Liger", "offload_activations": "offload", "padding_free": "không đệm",
+               "compile_layers": "biên dịch"}
+COMPILE_KINDS = {"layers": "biên dịch cả lớp", "blocks": "biên dịch từng khối"}
 
 
 def profile_levers() -> dict:

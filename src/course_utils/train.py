@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from .errors import CourseError
 from .profiles import Profile
 
 
@@ -145,6 +146,12 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
         trainer.train_dataset = truncate_tokenized(trainer.train_dataset, profile.max_length)
         if trainer.eval_dataset is not None:
             trainer.eval_dataset = truncate_tokenized(trainer.eval_dataset, profile.max_length)
+    for name, dataset in (("huấn luyện", trainer.train_dataset), ("kiểm định", trainer.eval_dataset)):
+        if dataset is not None and len(dataset) == 0:
+            raise CourseError(
+                f"Tập {name} không còn bản ghi nào: với max_length={profile.max_length}, câu trả lời của mọi bản ghi "
+                "bị cắt mất (phần trước câu trả lời đã dài hơn max_length), nên không còn gì để tính loss. Hãy tăng "
+                f"max_length (ví dụ --max-length {2 * profile.max_length}) hoặc rút ngắn phần câu hỏi.")
     trainer.loss_strategy = loss
     return trainer
 
