@@ -5,6 +5,7 @@
 #
 #   bash benchmarks/gpu_session.sh install        # both stacks into /tmp/site-* (/tmp is kept between calls)
 #   bash benchmarks/gpu_session.sh qwen           # course vs Unsloth, Qwen2.5-7B shape, random tokens
+#   bash benchmarks/gpu_session.sh diag           # a profiled step of each recipe; the allocator lever
 #   bash benchmarks/gpu_session.sh mistral        # course vs Unsloth, Mistral/Vistral shape, and the course data
 #   bash benchmarks/gpu_session.sh boundary       # the plan's edge: a shape it accepts and one it refuses, run anyway
 #   bash benchmarks/gpu_session.sh smol GGUF      # SmolLM2's real weights in fp16; the sm_75 compile check
@@ -39,6 +40,14 @@ case "$PHASE" in
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set '{"use_liger_kernel": true, "offload_activations": false}'
     peers --families qwen --model-dir "$K/models/qwen" --shapes 1024x2,4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --budget-s 330
     ;;
+  diag)  # where a step goes (torch.profiler on each row's last step), compiled layers, the allocator lever
+    C='{"use_liger_kernel": false, "compile_layers": true}'
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set "$C" --steps 6 --profile
+    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS" --data-steps 9 --profile
+    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course --workloads course-data --set "$C" --data-steps 9 --profile
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set '{"expandable_segments": true}'
+    ;;
   mistral)
     peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --data-shapes 1024x2 --workloads random,course-data --recipes course,unsloth --set "$LEVERS" --budget-s 420
     ;;
@@ -51,5 +60,5 @@ case "$PHASE" in
     seed sm75.json
     python3 benchmarks/sm75_check.py --model-dir "$K/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true}'
     ;;
-  *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|mistral|boundary|smol GGUF" >&2; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_session.sh install|diag|qwen|mistral|boundary|smol GGUF" >&2; exit 2 ;;
 esac

@@ -126,6 +126,8 @@ def main() -> None:
     ap.add_argument("--model-dir", default=None, help="use this model directory (the CPU test) instead of building")
     ap.add_argument("--budget-s", type=float, default=None, help="start no run after this many seconds")
     ap.add_argument("--tag", default=None, help="a label of this call (rows of one call are compared together)")
+    ap.add_argument("--profile", action="store_true", help="run each row's last step under torch.profiler (that "
+                    "step is not timed): GPU busy time, kernel launches, top kernels, in the row's `profile`")
     ap.add_argument("--family", default="qwen")
     ap.add_argument("--workload", default="random")
     ap.add_argument("--child", nargs=5, metavar=("RECIPE", "LEN", "BATCH", "STEPS", "RESULT"))
@@ -155,11 +157,13 @@ def main() -> None:
                         continue
                     result_path = f"/tmp/peer-{recipe}-{family}-{workload}-{shape}.json"
                     path = stacks["unsloth" if recipe == "unsloth" else "course"]
-                    env = {"PYTHONPATH": path} if path else None
+                    env = {"PYTHONPATH": path} if path else {}
+                    if a.profile:
+                        env["BENCH_PROFILE"] = "1"
                     r = tm.spawn([__file__, "--model-dir", str(model_dir), "--set", a.set, "--base", a.base,
                                   "--family", family, "--workload", workload,
                                   "--child", recipe, str(length), str(batch), str(steps), result_path],
-                                 result_path, env=env)
+                                 result_path, env=env or None)
                     r.update(recipe=recipe, family_arg=family, workload=workload, max_length=length, batch=batch,
                              set=json.loads(a.set) if recipe == "course" else {}, session=a.tag)
                     report["runs"].append(r)

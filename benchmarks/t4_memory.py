@@ -102,24 +102,77 @@ def workload_data(workload: str, vocab_size: int, n_sequences: int, max_length: 
     raise ValueError(f"unknown workload {workload}")
 
 
+PROFILES: list[dict] = []  # the profiled step of this process (BENCH_PROFILE=1), read by measure()
+
+
 def timing_callback(times: list, tokens: list):
-    """Wall time and non-padding tokens of each optimizer step (CUDA synchronised)."""
+    """Wall time and non-padding tokens of each optimizer step (CUDA synchronised).
+
+    With BENCH_PROFILE=1 the last step runs under torch.profiler instead of being timed (step_profile)."""
+    import os
+
     import torch
     from transformers import TrainerCallback
 
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    profiling = os.environ.get("BENCH_PROFILE") == "1"
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
             sync()
+            self.prof = None
+            if profiling and state.global_step == state.max_steps - 1:
+                from torch.profiler import ProfilerActivity, profile
+
+                acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+                self.prof = profile(activities=acts)
+                self.prof.__enter__()
             self.t, self.seen = time.perf_counter(), state.num_input_tokens_seen
 
         def on_step_end(self, args, state, control, **kw):
             sync()
-            times.append(time.perf_counter() - self.t)
+            wall = time.perf_counter() - self.t
+            if self.prof is not None:
+                self.prof.__exit__(None, None, None)
+                PROFILES.append(step_profile(self.prof, wall, state.num_input_tokens_seen - self.seen))
+                return
+            times.append(wall)
             tokens.append(state.num_input_tokens_seen - self.seen)
 
     return Timer()
+
+
+def step_profile(prof, wall_s: float, n_tokens: int, top: int = 15) -> dict:
+    """Where one profiled step went: GPU kernel time (busy = union of kernel intervals) against wall time,
+    kernel launches, host syncs and pinned allocations, and the top kernels and CPU ops."""
+    from collections import defaultdict
+
+    from torch.autograd import DeviceType
+
+    kernels, cpu_self, intervals = defaultdict(lambda: [0, 0.0]), defaultdict(lambda: [0, 0.0]), []
+    for e in prof.events():
+        if e.device_type == DeviceType.CUDA:
+            k = kernels[e.name[:90]]
+            k[0] += 1
+            k[1] += e.device_time_total / 1e3
+            intervals.append((e.time_range.start, e.time_range.end))
+        else:
+            c = cpu_self[e.name[:90]]
+            c[0] += 1
+            c[1] += e.self_cpu_time_total / 1e3
+    busy, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):  # union of kernel intervals, in microseconds
+        if b > end:
+            busy += b - max(a, end)
+            end = b
+    ranked = lambda d: [{"name": n, "count": c, "ms": round(t, 2)}  # noqa: E731
+                        for n, (c, t) in sorted(d.items(), key=lambda kv: -kv[1][1])[:top]]
+    calls = lambda *names: sum(cpu_self[n][0] for n in names if n in cpu_self)  # noqa: E731
+    return {"wall_s": wall_s, "tokens": n_tokens, "gpu_busy_s": busy / 1e6,
+            "gpu_kernel_s": sum(t for _, t in kernels.values()) / 1e3, "kernels": sum(c for c, _ in kernels.values()),
+            "launches": calls("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx"),
+            "syncs": calls("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy"),
+            "host_allocs": calls("cudaHostAlloc"), "top_kernels": ranked(kernels), "top_cpu_self": ranked(cpu_self)}
 
 
 def measure(result: dict, train, times: list, tokens: list) -> dict:
@@ -145,6 +198,14 @@ def measure(result: dict, train, times: list, tokens: list) -> dict:
         result["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / GIB
         result["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / GIB
     result["step_times_s"], result["step_tokens"] = times, tokens
+    if PROFILES:
+        result["profile"] = PROFILES[-1]
+    from torch._dynamo.utils import counters
+
+    if counters["stats"]:  # something was compiled: how many graphs, and where it fell back to eager
+        result["dynamo"] = {"unique_graphs": counters["stats"].get("unique_graphs", 0),
+                            "graph_breaks": sum(counters["graph_break"].values()),
+                            "break_reasons": sorted(counters["graph_break"])[:5]}
     if trainer is not None:
         losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
         result["losses"] = losses

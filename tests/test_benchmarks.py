@@ -63,8 +63,14 @@ def test_peers_command_runs_each_workload_in_its_own_process(tiny_dir, tmp_path)
     out = tmp_path / "peers.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks/peers.py"), "--model-dir", str(tiny_dir), "--base", "tiny",
                     "--families", "qwen", "--shapes", "64x2", "--data-shapes", "128x2", "--recipes", "course",
-                    "--workloads", "random,course-data", "--steps", "2", "--data-steps", "3", "--out", str(out),
-                    "--set", '{"padding_free": true}', "--tag", "cpu"], check=True, capture_output=True, timeout=300)
+                    "--workloads", "random,course-data", "--steps", "3", "--data-steps", "4", "--out", str(out),
+                    "--set", '{"padding_free": true}', "--tag", "cpu", "--profile"],
+                   check=True, capture_output=True, timeout=300)
     runs = json.loads(out.read_text())["runs"]
-    assert [(r["workload"], r["status"], r["steps"]) for r in runs] == [("random", "ok", 2), ("course-data", "ok", 3)]
+    assert [(r["workload"], r["status"], r["steps"]) for r in runs] == [("random", "ok", 3), ("course-data", "ok", 4)]
     assert all(r["levers"]["padding_free"] and r["session"] == "cpu" for r in runs)
+    for r in runs:  # the last step ran under the profiler, and is not among the timed ones
+        assert len(r["step_times_s"]) == r["steps"] - 1 and r["tokens_per_s"] > 0
+        prof = r["profile"]
+        assert prof["wall_s"] > 0 and prof["tokens"] > 0 and prof["kernels"] == 0  # a CPU run launches no kernel
+        assert any(op["name"].startswith("aten::mm") for op in prof["top_cpu_self"])

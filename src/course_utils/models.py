@@ -117,6 +117,10 @@ def load_model_and_tokenizer(profile: Profile, quantize: bool = True, token: str
     from .compat import keep_cpu_4bit_trainable
 
     check_gpu(profile)
+    if profile.expandable_segments and torch.cuda.is_available():
+        # the documented switch is PYTORCH_CUDA_ALLOC_CONF, read when torch starts: too late in a notebook that
+        # has imported torch; this call (the one PyTorch's own tests use) applies to the segments made from now on
+        torch.cuda.memory._set_allocator_settings("expandable_segments:True")
     if token is None:
         token = get_hf_token(profile)
     kwargs = {"dtype": getattr(torch, profile.dtype), "token": token}

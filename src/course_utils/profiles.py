@@ -17,7 +17,7 @@ TINY_MODEL_ID = "course-tiny"  # resolved to a local directory by course_utils.t
 # of the budget for the memory plan, the benchmarks (their cap) and the chapters.
 T4_BUDGET_GIB = 14.5
 # the profile fields that are speed and memory levers (benchmarks/peers.py records them with each course row)
-LEVERS = ("use_liger_kernel", "offload_activations", "padding_free")
+LEVERS = ("use_liger_kernel", "offload_activations", "padding_free", "expandable_segments", "compile_layers")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,13 @@ class Profile:
     # the sequences of a batch laid end to end, no padding (SDPA keeps them apart by their position_ids): less
     # compute where a batch's lengths differ; on the benchmark GPU its effect was within the noise (chapter 9)
     padding_free: bool = False
+    # PyTorch's allocator grows one mapped segment instead of caching blocks of fixed sizes: less memory reserved
+    # beyond what is allocated (fragmentation); GPU only
+    expandable_segments: bool = False
+    # torch.compile of each decoder layer's forward, inside the checkpoint (one compiled graph that all layers
+    # share): fewer, fused kernels and less Python per step; the first step pays the compilation. Not with Liger's
+    # layer kernels (they stop the compiler: a graph break at each call)
+    compile_layers: bool = False
     # the textbook step that casts embeddings, lm_head and norms to fp32: off in the course recipe
     prepare_model_for_kbit_training: bool = False
     seed: int = 42
@@ -89,6 +96,10 @@ class Profile:
             raise ProfileError(f"learning_rate phải dương, không phải {self.learning_rate!r} (ví dụ 2e-4).")
         if not isinstance(self.n_eval_examples, int) or self.n_eval_examples < 0:
             raise ProfileError(f"n_eval_examples phải là số nguyên ≥ 0, không phải {self.n_eval_examples!r}.")
+        if self.compile_layers and self.use_liger_kernel:
+            raise ProfileError("compile_layers=True cần use_liger_kernel=False: nhân của Liger chặn trình biên dịch "
+                               "(graph break ở mỗi lần gọi), lớp sẽ chạy từng phần mà không nhanh hơn. Hãy tắt một "
+                               "trong hai.")
         if self.loss_on not in ("auto", "assistant_only", "completion_only"):
             raise ProfileError(f'loss_on phải là "auto", "assistant_only" hoặc "completion_only", không phải '
                                f'"{self.loss_on}".')

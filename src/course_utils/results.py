@@ -46,8 +46,8 @@ def profile_levers() -> dict:
 
 
 def _is_profile_recipe(row: dict) -> bool:
-    levers = row.get("levers", {})
-    return not levers.get("compile_layers") and all(levers.get(k) == v for k, v in profile_levers().items())
+    levers = row.get("levers", {})  # a lever missing from a row did not exist yet: it was off
+    return all(levers.get(k, False) == v for k, v in profile_levers().items())
 
 
 def _unsloth_of(row: dict, runs: list[dict]) -> dict | None:

@@ -142,6 +142,8 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
         callbacks=[StopOnNaN(), *(callbacks or [])],
     )
     adapters_to_fp32(trainer.model)
+    if profile.compile_layers:
+        compile_layers(trainer.model)
     if profile.padding_free:
         trainer.train_dataset = truncate_tokenized(trainer.train_dataset, profile.max_length)
         if trainer.eval_dataset is not None:
@@ -154,6 +156,19 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
                 f"max_length (ví dụ --max-length {2 * profile.max_length}) hoặc rút ngắn phần câu hỏi.")
     trainer.loss_strategy = loss
     return trainer
+
+
+def compile_layers(model) -> int:
+    """torch.compile each decoder layer's forward (the checkpoint stays outside, eager); returns how many.
+
+    The layers share one code object, so they share the compiled graphs (one with gradients for the recompute,
+    one without for the checkpointed forward)."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for layer in layers:
+        layer.forward = torch.compile(layer.forward)
+    return len(layers)
 
 
 def truncate_tokenized(dataset, max_length: int):
