@@ -186,3 +186,37 @@ def test_chat_streams_the_same_answer_as_greedy_generation(course_run, capsys):
 def test_help():
     out = subprocess.run([sys.executable, "-m", "course_utils.lab", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--data" in out.stdout and "--chat" in out.stdout
+
+
+def test_the_plan_refuses_a_max_length_that_cuts_every_answer_before_loading(tmp_path, tiny_dir, monkeypatch):
+    """The plan step knows where each answer starts: a max_length below every one is refused there, before the
+    model loads (on a 7B, minutes), with the trainer's own message; a partial cut is a warning."""
+    from course_utils.models import load_tokenizer
+
+    monkeypatch.setattr(lab, "load_model_and_tokenizer", lambda *a, **k: pytest.fail("the model was loaded"))
+    tokenizer = load_tokenizer(TINY)
+    data = lab.LabData(load_split("train")[:24], load_split("validation")[:8], [], "alpaca", "")
+    starts = lab.answer_starts(tokenizer, data.train, "alpaca")
+    run = lab.prepare(TINY.replace(max_length=min(starts)), tmp_path / "a")
+    with pytest.raises(CourseError, match=f"max_length={min(starts)}") as e:
+        lab.plan_memory(run, tokenizer, data)
+    suggested = int(str(e.value).split("--max-length ")[1].split(")")[0])
+    assert suggested % 64 == 0 and suggested >= max(starts) + 64  # room for every prompt and some answer
+    middle = sorted(starts)[len(starts) // 2]
+    run = lab.prepare(TINY.replace(max_length=middle), tmp_path / "b")
+    dropped = sum(s >= middle for s in starts)
+    assert 0 < dropped < len(starts)
+    assert f"{dropped}/{len(starts)} bản ghi huấn luyện" in lab.plan_memory(run, tokenizer, data).text
+
+
+def test_the_plan_counts_the_records_the_trainer_drops(tiny_dir, tmp_path):
+    """answer_starts agrees with TRL: the records it says are cut away are the ones the trainer drops."""
+    from course_utils.models import load_model_and_tokenizer
+    from course_utils.train import build_trainer
+
+    records = load_split("train")[:24]
+    model, tokenizer = load_model_and_tokenizer(TINY)
+    starts = lab.answer_starts(tokenizer, records, "alpaca")
+    middle = sorted(starts)[len(starts) // 2]
+    trainer = build_trainer(model, tokenizer, records, None, TINY.replace(max_length=middle), tmp_path)
+    assert len(trainer.train_dataset) == sum(s < middle for s in starts) < len(records)

@@ -33,7 +33,8 @@ from .memory import check_plan, estimate_training_memory
 from .metrics import evaluate_answers
 from .models import load_config, load_model_and_tokenizer, load_tokenizer, model_path
 from .profiles import PROFILES, Profile, get_profile
-from .train import build_trainer, default_output_dir, loss_history, plot_losses, resolve_loss, train_with_resume
+from .train import (build_trainer, default_output_dir, loss_history, no_answer_left, plot_losses, resolve_loss,
+                    train_with_resume)
 
 
 class LabError(CourseError):
@@ -144,6 +145,18 @@ def token_lengths(tokenizer, records: list, fmt: str) -> list[int]:
                                               return_dict=True)["input_ids"]) for r in records]
 
 
+def answer_starts(tokenizer, records: list, fmt: str) -> list[int]:
+    """Where each record's first answer starts, in tokens after the chat template: a max_length at or below it
+    cuts every answer of the record away, and the trainer drops it."""
+    starts = []
+    for r in records:
+        messages = to_messages(r, fmt, SYSTEM_PROMPT)
+        first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
+        starts.append(len(tokenizer.apply_chat_template(messages[:first], tokenize=True, add_generation_prompt=True,
+                                                        return_dict=True)["input_ids"]))
+    return starts
+
+
 # ---------------------------------------------------------------- 3. memory plan, before any weight
 
 @dataclass
@@ -167,6 +180,15 @@ def plan_memory(lab: Lab, tokenizer, data: LabData) -> PlanReport:
     if truncated:
         lines.append(f"Cảnh báo: {truncated} bản ghi dài hơn max_length sẽ bị cắt (mất phần cuối câu trả lời và "
                      "token kết thúc lượt): tăng max_length nếu bộ nhớ cho phép, hoặc rút ngắn dữ liệu.")
+    for name, records in (("huấn luyện", data.train), ("kiểm định", data.validation)):
+        starts = answer_starts(tokenizer, records, data.fmt)
+        dropped = sum(start >= profile.max_length for start in starts)
+        if records and dropped == len(records):  # refused here, before minutes of loading a 7B
+            # suggested: room for every prompt and 64 answer tokens, in steps of 64
+            raise no_answer_left(name, profile.max_length, suggest=-(-(max(starts) + 64) // 64) * 64)
+        if dropped:
+            lines.append(f"Cảnh báo: {dropped}/{len(records)} bản ghi {name} có phần trước câu trả lời dài từ "
+                         f"max_length trở lên: câu trả lời bị cắt hết, bản ghi bị bỏ qua.")
     config = load_config(profile, lab.token)
     tokens = profile.per_device_train_batch_size * min(longest, profile.max_length)
     try:

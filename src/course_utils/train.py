@@ -150,12 +150,17 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
             trainer.eval_dataset = truncate_tokenized(trainer.eval_dataset, profile.max_length)
     for name, dataset in (("huấn luyện", trainer.train_dataset), ("kiểm định", trainer.eval_dataset)):
         if dataset is not None and len(dataset) == 0:
-            raise CourseError(
-                f"Tập {name} không còn bản ghi nào: với max_length={profile.max_length}, câu trả lời của mọi bản ghi "
-                "bị cắt mất (phần trước câu trả lời đã dài hơn max_length), nên không còn gì để tính loss. Hãy tăng "
-                f"max_length (ví dụ --max-length {2 * profile.max_length}) hoặc rút ngắn phần câu hỏi.")
+            raise no_answer_left(name, profile.max_length)
     trainer.loss_strategy = loss
     return trainer
+
+
+def no_answer_left(name: str, max_length: int, suggest: int | None = None) -> CourseError:
+    """The error of a set whose every answer max_length cuts away (TRL then drops every record)."""
+    return CourseError(
+        f"Tập {name} không còn bản ghi nào: với max_length={max_length}, câu trả lời của mọi bản ghi bị cắt mất "
+        "(phần trước câu trả lời đã dài hơn max_length), nên không còn gì để tính loss. Hãy tăng max_length "
+        f"(ví dụ --max-length {suggest or 2 * max_length}) hoặc rút ngắn phần câu hỏi.")
 
 
 def compile_layers(model) -> int:
