@@ -40,13 +40,15 @@ case "$PHASE" in
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set '{"use_liger_kernel": true, "offload_activations": false}'
     peers --families qwen --model-dir "$K/models/qwen" --shapes 1024x2,4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --budget-s 330
     ;;
-  diag)  # where a step goes (torch.profiler on each row's last step), compiled layers, the allocator lever
-    C='{"use_liger_kernel": false, "compile_layers": true}'
+  diag)  # where a step goes (torch.profiler on each row's last step), the allocator lever
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
-    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set "$C" --steps 6 --profile
     peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS" --data-steps 9 --profile
-    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course --workloads course-data --set "$C" --data-steps 9 --profile
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set '{"expandable_segments": true}'
+    ;;
+  cudnn)  # SDPA without its cuDNN backend (a plan per new length), against Unsloth and the recipe in the same call
+    N='{"use_liger_kernel": true, "offload_activations": true, "sdpa_cudnn": false}'
+    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$N"
+    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course --workloads course-data --set "$LEVERS"
     ;;
   mistral)
     peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --data-shapes 1024x2 --workloads random,course-data --recipes course,unsloth --set "$LEVERS" --budget-s 420

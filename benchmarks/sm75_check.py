@@ -1,10 +1,9 @@
 """Does every GPU kernel of the course recipe exist for a T4 (compute capability 7.5)? Checked without a T4.
 
-- Triton kernels (TRL's fused LM head; Liger's RMSNorm, SwiGLU and RoPE when the profile turns Liger on; the kernels
-  torch.compile generates when it compiles the layers): the recipe trains two steps on the GPU at hand, which
-  compiles every Triton kernel it launches; each compiled variant is then compiled again for
-  GPUTarget("cuda", 75, 32) with the same signature, constants and options, and its shared memory is compared with
-  what a T4 block may use.
+- Triton kernels (TRL's fused LM head; Liger's RMSNorm, SwiGLU and RoPE when the profile turns Liger on): the recipe
+  trains two steps on the GPU at hand, which compiles every Triton kernel it launches; each compiled variant is then
+  compiled again for GPUTarget("cuda", 75, 32) with the same signature, constants and options, and its shared
+  memory is compared with what a T4 block may use.
 - bitsandbytes' CUDA libraries (`--bnb`, on any machine): the architectures of the SASS they ship, read with
   cuobjdump (PyPI: nvidia-cuda-cuobjdump).
 - torch: the architectures its CUDA build was compiled for (torch.cuda.get_arch_list(), on the GPU).
@@ -61,41 +60,12 @@ def compile_for_sm75(kernel) -> dict:
     return row
 
 
-def inductor_kernels_for_sm75() -> list[dict]:
-    """torch.compile's own Triton kernels (compile_layers): each config of each kernel that inductor generated in this
-    process, compiled again for sm_75 with the signature, constants and options inductor gave it."""
-    import triton
-    from torch._inductor.runtime.triton_heuristics import CachingAutotuner
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    rows = []
-    for tuner in [o for o in gc.get_objects() if isinstance(o, CachingAutotuner)]:
-        name = tuner.inductor_meta.get("kernel_name", getattr(tuner.fn, "__name__", "?"))
-        # after compiling, inductor keeps the configs on its compile results (or launchers), not in .configs
-        configs = tuner.configs or [r.config for r in tuner.compile_results] or [x.config for x in tuner.launchers]
-        for cfg in configs:
-            row = {"kernel": name, "module": "torch._inductor", "options": dict(cfg.kwargs, num_warps=cfg.num_warps,
-                                                                                 num_stages=cfg.num_stages)}
-            try:
-                meta = tuner._create_compile_meta(cfg)
-                options = tuner._create_compile_options(cfg, meta)
-                src = ASTSource(tuner.fn, meta["signature"], meta["constants"], meta["configs"][0])
-                out = triton.compile(src, target=GPUTarget("cuda", 75, 32), options=options)
-                row.update(ok=True, shared_sm75=out.metadata.shared, cubin_bytes=len(out.asm.get("cubin", b"")),
-                           fits_t4_shared=out.metadata.shared <= T4_SHARED_BYTES)
-            except Exception as e:  # noqa: BLE001 - a failure to compile is the finding
-                row.update(ok=False, error=f"{type(e).__name__}: {str(e)[:400]}")
-            rows.append(row)
-    return rows
-
-
 def gpu_check(model_dir: str, changes: dict) -> dict:
     import torch
     import triton
 
     run = tm.course_run(model_dir, 256, 1, 2, changes, "random", "t4", "course")
-    rows = [compile_for_sm75(k) for _, k in triton_kernels()] + inductor_kernels_for_sm75()
+    rows = [compile_for_sm75(k) for _, k in triton_kernels()]
     return {"device": torch.cuda.get_device_name(0), "torch_arch_list": torch.cuda.get_arch_list(),
             "triton": triton.__version__, "changes": changes, "recipe_status": run.get("status"),
             "recipe_error": run.get("error"), "kernels": rows}

@@ -24,13 +24,15 @@ def test_the_comparison_with_unsloth_is_stated_as_measured():
 
 
 def test_every_course_row_uses_the_profile_levers():
-    from course_utils.profiles import LEVERS, get_profile
+    from course_utils.profiles import LEVER_DEFAULTS, LEVERS, get_profile
 
     t4 = get_profile("t4")
     assert results.pairs()
     for course, _ in results.pairs():
-        # a lever that a row does not record did not exist yet: it was off
-        assert {k: course["levers"].get(k, False) for k in LEVERS} == {k: getattr(t4, k) for k in LEVERS}
+        # a lever that a row does not record did not exist yet: it had its default
+        levers = {**LEVER_DEFAULTS, **course["levers"]}
+        assert {k: levers[k] for k in LEVERS} == {k: getattr(t4, k) for k in LEVERS}
+        assert not levers.get("compile_layers")  # a lever tried and removed
 
 
 def test_course_allocates_less_than_unsloth_on_every_row():
@@ -40,7 +42,9 @@ def test_course_allocates_less_than_unsloth_on_every_row():
 def test_padding_free_and_compile_rows_match_the_padded_losses():
     """The levers change speed, not what is learned: same data, same seed, the same losses to 0,01%."""
     for c, _ in results.lever_rows():
-        same = [r for r, _ in results.lever_rows() if r["call"] == c["call"] and r["workload"] == c["workload"]]
+        # the same run length too: the learning-rate schedule spans max_steps
+        same = [r for r, _ in results.lever_rows()
+                if (r["call"], r["workload"], r["steps"]) == (c["call"], c["workload"], c["steps"])]
         for other in same:
             assert other["losses"] == pytest.approx(c["losses"], rel=1e-4)
 

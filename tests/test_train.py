@@ -99,33 +99,3 @@ def test_a_max_length_that_cuts_every_answer_is_refused(small, tmp_path, padding
         build_trainer(model, tok, data, data[:2], short, tmp_path)
     assert "--max-length 16" in str(e.value)
 
-
-def test_compiled_layers_train_like_eager_ones(tiny_dir):
-    """compile_layers: one graph shared by every layer (with and without gradients), no graph break, and the
-    same losses as the eager layers, step by step."""
-    from torch._dynamo.utils import counters
-
-    from course_utils.data import load_split
-    from course_utils.models import load_model_and_tokenizer
-    from course_utils.profiles import get_profile
-    from course_utils.train import build_trainer
-
-    losses = {}
-    for compiled in (False, True):
-        p = get_profile("tiny").replace(max_steps=3, logging_steps=1, lora_dropout=0.0,
-                                        per_device_train_batch_size=2, compile_layers=compiled)
-        model, tok = load_model_and_tokenizer(p)
-        counters.clear()
-        trainer = build_trainer(model, tok, load_split("train")[:12], None, p, "/tmp/compile-test", save_strategy="no")
-        trainer.train()
-        losses[compiled] = [r["loss"] for r in trainer.state.log_history if "loss" in r]
-    assert not counters["graph_break"]
-    assert 1 <= counters["stats"]["unique_graphs"] <= 3  # not one per layer: the tiny model has 4
-    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
-
-
-def test_compile_layers_refuses_liger():
-    from course_utils.profiles import ProfileError, get_profile
-
-    with pytest.raises(ProfileError, match="use_liger_kernel=False"):
-        get_profile("t4").replace(compile_layers=True)

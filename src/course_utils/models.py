@@ -121,6 +121,8 @@ def load_model_and_tokenizer(profile: Profile, quantize: bool = True, token: str
         # the documented switch is PYTORCH_CUDA_ALLOC_CONF, read when torch starts: too late in a notebook that
         # has imported torch; this call (the one PyTorch's own tests use) applies to the segments made from now on
         torch.cuda.memory._set_allocator_settings("expandable_segments:True")
+    if torch.cuda.is_available():
+        torch.backends.cuda.enable_cudnn_sdp(profile.sdpa_cudnn)  # process-wide, like the allocator setting
     if token is None:
         token = get_hf_token(profile)
     kwargs = {"dtype": getattr(torch, profile.dtype), "token": token}

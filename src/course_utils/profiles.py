@@ -17,7 +17,7 @@ TINY_MODEL_ID = "course-tiny"  # resolved to a local directory by course_utils.t
 # of the budget for the memory plan, the benchmarks (their cap) and the chapters.
 T4_BUDGET_GIB = 14.5
 # the profile fields that are speed and memory levers (benchmarks/peers.py records them with each course row)
-LEVERS = ("use_liger_kernel", "offload_activations", "padding_free", "expandable_segments", "compile_layers")
+LEVERS = ("use_liger_kernel", "offload_activations", "padding_free", "expandable_segments", "sdpa_cudnn")
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,9 @@ class Profile:
     # PyTorch's allocator grows one mapped segment instead of caching blocks of fixed sizes: less memory reserved
     # beyond what is allocated (fragmentation); GPU only
     expandable_segments: bool = False
-    # torch.compile of each decoder layer's forward, inside the checkpoint (one compiled graph that all layers
-    # share): fewer, fused kernels and less Python per step; the first step pays the compilation. Not with Liger's
-    # layer kernels (they stop the compiler: a graph break at each call)
-    compile_layers: bool = False
+    # let PyTorch's SDPA pick its cuDNN attention (newer GPUs than a T4): on the benchmark GPU it builds a plan for
+    # each new sequence length, milliseconds of CPU per call on real, varied lengths
+    sdpa_cudnn: bool = True
     # the textbook step that casts embeddings, lm_head and norms to fp32: off in the course recipe
     prepare_model_for_kbit_training: bool = False
     seed: int = 42
@@ -96,10 +95,6 @@ class Profile:
             raise ProfileError(f"learning_rate phải dương, không phải {self.learning_rate!r} (ví dụ 2e-4).")
         if not isinstance(self.n_eval_examples, int) or self.n_eval_examples < 0:
             raise ProfileError(f"n_eval_examples phải là số nguyên ≥ 0, không phải {self.n_eval_examples!r}.")
-        if self.compile_layers and self.use_liger_kernel:
-            raise ProfileError("compile_layers=True cần use_liger_kernel=False: nhân của Liger chặn trình biên dịch "
-                               "(graph break ở mỗi lần gọi), lớp sẽ chạy từng phần mà không nhanh hơn. Hãy tắt một "
-                               "trong hai.")
         if self.loss_on not in ("auto", "assistant_only", "completion_only"):
             raise ProfileError(f'loss_on phải là "auto", "assistant_only" hoặc "completion_only", không phải '
                                f'"{self.loss_on}".')
@@ -189,6 +184,10 @@ PROFILES: dict[str, Profile] = {
         offload_activations=True,
     ),
 }
+
+
+# what a lever was before it existed (rows recorded earlier do not name it): the field's default
+LEVER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Profile) if f.name in LEVERS}
 
 
 class ProfileError(CourseError):

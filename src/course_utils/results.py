@@ -33,7 +33,9 @@ def _gib(x: float) -> str:
 
 
 LEVER_NAMES = {"use_liger_kernel": "Liger", "offload_activations": "offload", "padding_free": "không đệm",
-               "compile_layers": "biên dịch"}
+               "compile_layers": "biên dịch", "expandable_segments": "phân đoạn mở rộng"}
+# session B's compile levers (texts); compile_layers=True (the layer's forward inside the checkpoint) is named by
+# whether torch.compile captured anything in that run
 COMPILE_KINDS = {"layers": "biên dịch cả lớp", "blocks": "biên dịch từng khối"}
 
 
@@ -46,8 +48,12 @@ def profile_levers() -> dict:
 
 
 def _is_profile_recipe(row: dict) -> bool:
-    levers = row.get("levers", {})  # a lever missing from a row did not exist yet: it was off
-    return all(levers.get(k, False) == v for k, v in profile_levers().items())
+    from .profiles import LEVER_DEFAULTS
+
+    levers = {**LEVER_DEFAULTS, **row.get("levers", {})}  # a lever a row does not name did not exist yet
+    # a lever tried and since removed (compile_layers) was not the recipe either
+    return all(levers[k] == v for k, v in profile_levers().items()) and not any(
+        v for k, v in levers.items() if k not in LEVER_DEFAULTS)
 
 
 def _unsloth_of(row: dict, runs: list[dict]) -> dict | None:
@@ -85,9 +91,19 @@ def peers_table() -> str:
     return "\n".join(rows)
 
 
-def lever_name(levers: dict) -> str:
-    names = [COMPILE_KINDS.get(v, n) if k == "compile_layers" else n
-             for k, n in LEVER_NAMES.items() if (v := levers.get(k))]
+def lever_name(row: dict) -> str:
+    """The levers of a course row, in the chapter's words."""
+    levers = row["levers"]
+    names = []
+    for k, n in LEVER_NAMES.items():
+        if not (v := levers.get(k)):
+            continue
+        if k == "compile_layers" and v is True:
+            n = ("biên dịch lớp trong checkpoint" if row.get("dynamo", {}).get("unique_graphs")
+                 else "biên dịch lớp (không có hiệu lực: không đồ thị nào được biên dịch)")
+        names.append(COMPILE_KINDS.get(v, n) if k == "compile_layers" else n)
+    if levers.get("sdpa_cudnn") is False:
+        names.append("SDPA không cuDNN")
     return " + ".join(names) or "không đòn bẩy nào"
 
 
@@ -110,7 +126,7 @@ def levers_table() -> str:
             "token/s ÷ Unsloth cùng lần gọi |", "|---|---|---|---|---|---|"]
     for c, u in lever_rows():
         rows.append(f"| {c['call']} | {WORKLOAD[c['workload']]}, {c['max_length']} × {c['batch']} | "
-                    f"{lever_name(c['levers'])} | {_gib(c['peak_allocated_gib'])} / {_gib(c['peak_reserved_gib'])} | "
+                    f"{lever_name(c)} | {_gib(c['peak_allocated_gib'])} / {_gib(c['peak_reserved_gib'])} | "
                     f"{vi_num(c['tokens_per_s'])} | {vi_num(c['tokens_per_s'] / u['tokens_per_s'], 2)} |")
     return "\n".join(rows)
 

@@ -142,8 +142,6 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
         callbacks=[StopOnNaN(), *(callbacks or [])],
     )
     adapters_to_fp32(trainer.model)
-    if profile.compile_layers:
-        compile_layers(trainer.model)
     if profile.padding_free:
         trainer.train_dataset = truncate_tokenized(trainer.train_dataset, profile.max_length)
         if trainer.eval_dataset is not None:
@@ -161,19 +159,6 @@ def no_answer_left(name: str, max_length: int, suggest: int | None = None) -> Co
         f"Tập {name} không còn bản ghi nào: với max_length={max_length}, câu trả lời của mọi bản ghi bị cắt mất "
         "(phần trước câu trả lời đã dài hơn max_length), nên không còn gì để tính loss. Hãy tăng max_length "
         f"(ví dụ --max-length {suggest or 2 * max_length}) hoặc rút ngắn phần câu hỏi.")
-
-
-def compile_layers(model) -> int:
-    """torch.compile each decoder layer's forward (the checkpoint stays outside, eager); returns how many.
-
-    The layers share one code object, so they share the compiled graphs (one with gradients for the recompute,
-    one without for the checkpointed forward)."""
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
-    for layer in layers:
-        layer.forward = torch.compile(layer.forward)
-    return len(layers)
 
 
 def truncate_tokenized(dataset, max_length: int):

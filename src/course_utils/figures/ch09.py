@@ -119,7 +119,7 @@ def figures() -> dict[str, float]:
             key = f"#{i} {c['call']} {lever_name_of(c)} {c['max_length']}x{c['batch']} {c['workload']}"
             f[f"{key}: dự trữ ÷"] = c["peak_reserved_gib"] / u["peak_reserved_gib"]
             f[f"{key}: token/s ÷"] = c["tokens_per_s"] / u["tokens_per_s"]
-        a3 = {results.lever_name(c["levers"]): c for c, _ in results.lever_rows() if c["call"] == "A3"}
+        a3 = {results.lever_name(c): c for c, _ in results.lever_rows() if c["call"] == "A3"}
         if {"Liger", "Liger + offload"} <= set(a3):  # the call that tried offload on and off
             a, b = a3["Liger"], a3["Liger + offload"]
             f["offload: bớt cấp phát (GiB)"] = a["peak_allocated_gib"] - b["peak_allocated_gib"]
@@ -165,4 +165,4 @@ def figures() -> dict[str, float]:
 def lever_name_of(row: dict) -> str:
     from course_utils import results
 
-    return results.lever_name(row["levers"]) if row["recipe"] == "course" else row["recipe"]
+    return results.lever_name(row) if row["recipe"] == "course" else row["recipe"]
