@@ -17,7 +17,7 @@ TINY_MODEL_ID = "course-tiny"  # resolved to a local directory by course_utils.t
 # of the budget for the memory plan, the benchmarks (their cap) and the chapters.
 T4_BUDGET_GIB = 14.5
 # the profile fields that are speed and memory levers (benchmarks/peers.py records them with each course row)
-LEVERS = ("use_liger_kernel", "offload_activations", "padding_free", "expandable_segments", "sdpa_cudnn")
+LEVERS = ("use_liger_kernel", "offload_activations", "padding_free", "expandable_segments", "sdpa_cudnn", "optim")
 
 
 @dataclass(frozen=True)

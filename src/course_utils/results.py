@@ -104,6 +104,8 @@ def lever_name(row: dict) -> str:
         names.append(COMPILE_KINDS.get(v, n) if k == "compile_layers" else n)
     if levers.get("sdpa_cudnn") is False:
         names.append("SDPA không cuDNN")
+    if levers.get("optim", "paged_adamw_8bit") != "paged_adamw_8bit":
+        names.append(levers["optim"])
     return " + ".join(names) or "không đòn bẩy nào"
 
 
@@ -187,9 +189,43 @@ def sm75() -> dict:
             "bnb": data["bitsandbytes"]["sass_archs"], "torch_archs": data["triton"]["torch_arch_list"]}
 
 
+def _cpu_ms(profile: dict, part: str) -> float:
+    return sum(op["ms"] for op in profile["top_cpu_self"] if part in op["name"])
+
+
+def _gpu_ms(profile: dict, part: str) -> float:
+    return sum(k["ms"] for k in profile["top_kernels"] if part in k["name"])
+
+
+def profiled_rows() -> list[dict]:
+    """The rows with a step under torch.profiler (peers.py --profile), as the chapter's table shows them."""
+    out = []
+    for r in _ok_runs():
+        if "profile" not in r:
+            continue
+        p = r["profile"]
+        out.append({"row": r, "name": "Unsloth" if r["recipe"] == "unsloth" else lever_name(r),
+                    "wall_s": p["wall_s"], "gpu_busy_s": p["gpu_busy_s"], "busy_share": p["gpu_busy_s"] / p["wall_s"],
+                    "kernels": p["kernels"], "syncs": p["syncs"],
+                    "cudnn_attention_cpu_s": _cpu_ms(p, "_cudnn_attention") / 1e3,
+                    "stream_sync_cpu_s": _cpu_ms(p, "cudaStreamSynchronize") / 1e3})
+    return out
+
+
+def profile_table() -> str:
+    rows = ["| lần gọi | dữ liệu, max_length × batch | công thức | bước đo (giây) | GPU bận (giây) | GPU bận ÷ bước | "
+            "kernel | lần đồng bộ CPU–GPU | CPU trong attention cuDNN (giây) |", "|---|---|---|---|---|---|---|---|---|"]
+    for x in profiled_rows():
+        r = x["row"]
+        rows.append(f"| {r['call']} | {WORKLOAD[r['workload']]}, {r['max_length']} × {r['batch']} | {x['name']} | "
+                    f"{vi_num(x['wall_s'], 2)} | {vi_num(x['gpu_busy_s'], 2)} | {vi_num(x['busy_share'], 2)} | "
+                    f"{vi_num(x['kernels'])} | {x['syncs']} | {vi_num(x['cudnn_attention_cpu_s'], 2)} |")
+    return "\n".join(rows)
+
+
 def chapter_blocks() -> dict[str, str]:
     """The tables chapter 9 contains as rendered here."""
-    return {"peers": peers_table(), "levers": levers_table(), "textbook": textbook_table()}
+    return {"peers": peers_table(), "levers": levers_table(), "textbook": textbook_table(), "profile": profile_table()}
 
 
 def ratios() -> dict[str, float]:
