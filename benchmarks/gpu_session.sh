@@ -48,8 +48,8 @@ case "$PHASE" in
   cudnn)  # SDPA without its cuDNN backend (a plan per new length) and AdamW 8-bit unpaged (no sync per tensor),
     # against Unsloth and the recipe in the same call; profiled
     N='{"use_liger_kernel": true, "offload_activations": true, "sdpa_cudnn": false, "optim": "adamw_8bit"}'
-    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$N" --data-steps 13 --profile
-    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course --workloads course-data --set "$LEVERS" --data-steps 13 --profile
+    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$N" --data-steps ${STEPS:-13} --profile
+    [ -n "${SHORT:-}" ] || peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course --workloads course-data --set "$LEVERS" --data-steps ${STEPS:-13} --profile
     ;;
   mistral)
     peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --data-shapes 1024x2 --workloads random,course-data --recipes course,unsloth --set "$LEVERS" --budget-s 420
