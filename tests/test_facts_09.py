@@ -102,3 +102,24 @@ def test_peft_lora_passes_counted_by_the_estimate():
     q = qwen25_7b_config()
     widths = 2 * q.hidden_size + 2 * 512 + 2 * q.intermediate_size + q.hidden_size  # q, o, k, v, gate, up, down
     assert lora_extra_bytes_per_token(q) == 14 * widths * 2 * q.num_hidden_layers
+
+
+def test_the_profiled_step_is_quoted_as_measured():
+    """Chapter 9's reading of the profiled steps (call C1): each figure is the profile's."""
+    f = results.profile_facts("C1")
+    text = page("09_qlora_lab")
+    for key in ("busy_course_s", "busy_unsloth_s", "busy_ratio", "stream_sync_cpu_s", "data_busy_s", "data_wall_s",
+                "data_busy_share", "data_cudnn_cpu_s"):
+        assert vi_num(f[key], 2) in text, key
+    for key in ("lora_add_ms", "lora_scale_ms", "copies_ms", "dequant_course_ms", "dequant_unsloth_ms"):
+        assert f"{vi_num(f[key])} ms" in text, key
+    assert f"Unsloth: {vi_num(_gpu_add_unsloth())} ms" in text
+    assert f["stream_syncs"] == f["offload_copies"]  # one wait per offload copy
+    assert f"{f['syncs_course']} lần mỗi bước, so với {f['syncs_unsloth']}" in text
+    assert f["busy_ratio"] < 1 and f["data_busy_share"] < 0.2  # GPU work is larger; the course data is CPU-bound
+
+
+def _gpu_add_unsloth() -> float:
+    u = next(x for x in results.profiled_rows() if x["row"]["call"] == "C1" and x["row"]["recipe"] == "unsloth"
+             and x["row"]["workload"] == "random")
+    return results._gpu_ms(u["row"]["profile"], "CUDAFunctor_add")

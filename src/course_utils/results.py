@@ -212,6 +212,26 @@ def profiled_rows() -> list[dict]:
     return out
 
 
+def profile_facts(call: str = "C1") -> dict[str, float]:
+    """The figures chapter 9 quotes from the profiled steps of one call (the recipe and Unsloth, Qwen2.5-7B)."""
+    rows = {(x["row"]["recipe"], x["row"]["workload"]): x for x in profiled_rows()
+            if x["row"]["call"] == call and (x["row"]["recipe"] == "unsloth" or _is_profile_recipe(x["row"]))}
+    c, u = rows[("course", "random")], rows[("unsloth", "random")]
+    cp, up = c["row"]["profile"], u["row"]["profile"]
+    d = rows[("course", "course-data")]
+    return {"busy_course_s": c["gpu_busy_s"], "busy_unsloth_s": u["gpu_busy_s"],
+            "busy_ratio": u["gpu_busy_s"] / c["gpu_busy_s"],  # the speed ratio if the GPU were the only limit
+            "lora_add_ms": _gpu_ms(cp, "CUDAFunctor_add"), "lora_scale_ms": _gpu_ms(cp, "AUnaryFunctor"),
+            "copies_ms": _gpu_ms(cp, "Memcpy DtoD"), "dequant_course_ms": _gpu_ms(cp, "kDequantizeBlockwise"),
+            "dequant_unsloth_ms": _gpu_ms(up, "_nf4_dequant_kernel"),
+            "syncs_course": c["syncs"], "syncs_unsloth": u["syncs"],
+            "stream_syncs": next(op["count"] for op in cp["top_cpu_self"] if op["name"] == "cudaStreamSynchronize"),
+            "offload_copies": next(k["count"] for k in cp["top_kernels"] if k["name"].startswith("Memcpy DtoH")),
+            "stream_sync_cpu_s": c["stream_sync_cpu_s"],
+            "data_busy_s": d["gpu_busy_s"], "data_wall_s": d["wall_s"], "data_busy_share": d["busy_share"],
+            "data_cudnn_cpu_s": d["cudnn_attention_cpu_s"]}
+
+
 def profile_table() -> str:
     rows = ["| lần gọi | dữ liệu, max_length × batch | công thức | bước đo (giây) | GPU bận (giây) | GPU bận ÷ bước | "
             "kernel | lần đồng bộ CPU–GPU | CPU trong attention cuDNN (giây) |", "|---|---|---|---|---|---|---|---|---|"]
