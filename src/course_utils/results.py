@@ -47,12 +47,19 @@ def profile_levers() -> dict:
     return {k: getattr(t4, k) for k in LEVERS}
 
 
-def _is_profile_recipe(row: dict) -> bool:
+def earlier_levers() -> dict:
+    """The recipe of calls A and B and C1 (Liger + offload), before call C2 added SDPA without cuDNN and AdamW 8-bit."""
+    from .profiles import LEVER_DEFAULTS
+
+    return {**LEVER_DEFAULTS, "use_liger_kernel": True, "offload_activations": True}
+
+
+def _is_profile_recipe(row: dict, recipe: dict | None = None) -> bool:
     from .profiles import LEVER_DEFAULTS
 
     levers = {**LEVER_DEFAULTS, **row.get("levers", {})}  # a lever a row does not name did not exist yet
     # a lever tried and since removed (compile_layers) was not the recipe either
-    return all(levers[k] == v for k, v in profile_levers().items()) and not any(
+    return all(levers[k] == v for k, v in (recipe or profile_levers()).items()) and not any(
         v for k, v in levers.items() if k not in LEVER_DEFAULTS)
 
 
@@ -65,25 +72,25 @@ def _ok_runs() -> list[dict]:
     return [r for r in load("peers")["runs"] if r.get("status") == "ok"]
 
 
-def pairs() -> list[tuple[dict, dict]]:
+def pairs(recipe: dict | None = None) -> list[tuple[dict, dict]]:
     """(course row, Unsloth row) of the same call, family, workload and shape; the course row with the t4 profile's
-    levers."""
+    levers (or those of `recipe`, e.g. earlier_levers())."""
     runs = _ok_runs()
     out = []
     for c in runs:
-        u = _unsloth_of(c, runs) if c["recipe"] == "course" and _is_profile_recipe(c) else None
+        u = _unsloth_of(c, runs) if c["recipe"] == "course" and _is_profile_recipe(c, recipe) else None
         if u is not None:
             out.append((c, u))
     return out
 
 
 def peers_table() -> str:
-    rows = ["| lần gọi | mô hình, dữ liệu | max_length × batch | khóa học: đỉnh cấp phát / dự trữ (GiB), token/s | "
+    rows = ["| lần gọi | công thức của khóa học | mô hình, dữ liệu | max_length × batch | khóa học: đỉnh cấp phát / dự trữ (GiB), token/s | "
             "Unsloth: đỉnh cấp phát / dự trữ (GiB), token/s | dự trữ khóa học ÷ Unsloth | token/s khóa học ÷ Unsloth |",
-            "|---|---|---|---|---|---|---|"]
-    for c, u in pairs():
+            "|---|---|---|---|---|---|---|---|"]
+    for c, u in pairs() + pairs(earlier_levers()):
         rows.append(
-            f"| {c['call']} | {FAMILY[c['family_arg']]}, {WORKLOAD[c['workload']]} | {c['max_length']} × {c['batch']} | "
+            f"| {c['call']} | {lever_name(c)} | {FAMILY[c['family_arg']]}, {WORKLOAD[c['workload']]} | {c['max_length']} × {c['batch']} | "
             f"{_gib(c['peak_allocated_gib'])} / {_gib(c['peak_reserved_gib'])}, {vi_num(c['tokens_per_s'])} | "
             f"{_gib(u['peak_allocated_gib'])} / {_gib(u['peak_reserved_gib'])}, {vi_num(u['tokens_per_s'])} | "
             f"{vi_num(c['peak_reserved_gib'] / u['peak_reserved_gib'], 2)} | "
@@ -213,9 +220,10 @@ def profiled_rows() -> list[dict]:
 
 
 def profile_facts(call: str = "C1") -> dict[str, float]:
-    """The figures chapter 9 quotes from the profiled steps of one call (the recipe and Unsloth, Qwen2.5-7B)."""
+    """The figures chapter 9 quotes from the profiled steps of call C1 (the recipe of then and Unsloth, Qwen2.5-7B)."""
     rows = {(x["row"]["recipe"], x["row"]["workload"]): x for x in profiled_rows()
-            if x["row"]["call"] == call and (x["row"]["recipe"] == "unsloth" or _is_profile_recipe(x["row"]))}
+            if x["row"]["call"] == call
+            and (x["row"]["recipe"] == "unsloth" or _is_profile_recipe(x["row"], earlier_levers()))}
     c, u = rows[("course", "random")], rows[("unsloth", "random")]
     cp, up = c["row"]["profile"], u["row"]["profile"]
     d = rows[("course", "course-data")]
@@ -248,9 +256,10 @@ def chapter_blocks() -> dict[str, str]:
     return {"peers": peers_table(), "levers": levers_table(), "textbook": textbook_table(), "profile": profile_table()}
 
 
-def ratios() -> dict[str, float]:
+def ratios(recipe: dict | None = None) -> dict[str, float]:
     """Course ÷ Unsloth, over the measured pairs: reserved memory and tokens/s, lowest and highest."""
-    r = [(c["peak_reserved_gib"] / u["peak_reserved_gib"], c["tokens_per_s"] / u["tokens_per_s"]) for c, u in pairs()]
+    r = [(c["peak_reserved_gib"] / u["peak_reserved_gib"], c["tokens_per_s"] / u["tokens_per_s"])
+         for c, u in pairs(recipe)]
     return {"reserved_min": min(x for x, _ in r), "reserved_max": max(x for x, _ in r),
             "speed_min": min(y for _, y in r), "speed_max": max(y for _, y in r),
             "speed_median": statistics.median(y for _, y in r)}
