@@ -8,7 +8,7 @@ and described in words on the page: they are not quoted as figures.
 from __future__ import annotations
 
 from ..configs import count_lora_params, linear_shapes, parameter_counts, qwen25_7b_config
-from ..memory import GIB, weight_memory
+from ..memory import GIB, estimate_training_memory, weight_memory
 from ..profiles import get_profile
 
 # The example of the course notes: one attention head's projection in the original Transformer (Vaswani et al.,
@@ -58,5 +58,6 @@ def figures() -> dict[str, float]:
         "DoRA thêm trên mọi lớp tuyến tính (Qwen2.5-7B)": dora_extra_parameters(qwen),
         "Qwen2.5-7B: trọng số 16 bit để gộp (GiB)": weight_memory(qwen, 16)["total"] / GIB,
         "ngân sách bộ nhớ của profile t4 (GiB)": t4.memory_budget_gib,
+        "trạng thái AdamW 8-bit của adapter t4 (MB)": estimate_training_memory(qwen, t4).parts["optimizer"] / 1e6,
     }
     return f

@@ -126,8 +126,23 @@ def figures() -> dict[str, float]:
             f["offload: bớt dự trữ (GiB)"] = a["peak_reserved_gib"] - b["peak_reserved_gib"]
             f["offload: chậm đi (%)"] = 100 * (1 - b["tokens_per_s"] / a["tokens_per_s"])
         f["padding-free: loss lệch nhiều nhất (%)"] = results.padding_free_loss_gap()
+        f |= {f"công thức trước: tỉ lệ {k}": v for k, v in results.ratios(results.earlier_levers()).items()}
+        f |= {f"công thức trước: số dòng": len(results.pairs(results.earlier_levers()))}
+        for i, c in enumerate(results.pairs(results.earlier_levers())):
+            key = f"#{i} công thức trước {c[0]['call']} {c[0]['workload']} {c[0]['max_length']}x{c[0]['batch']}"
+            f[f"{key}: dự trữ ÷"] = c[0]["peak_reserved_gib"] / c[1]["peak_reserved_gib"]
+            f[f"{key}: token/s ÷"] = c[0]["tokens_per_s"] / c[1]["tokens_per_s"]
+            f |= {f"{key}: {w}: {k}": r[k] for w, r in (("khóa học", c[0]), ("Unsloth", c[1]))
+                  for k in ("peak_allocated_gib", "peak_reserved_gib", "tokens_per_s")}
+        f |= {f"bước đo C1: {k}": v for k, v in results.profile_facts("C1").items()}
+        for i, x in enumerate(results.profiled_rows()):
+            key = f"#{i} bước đo {x['row']['call']} {x['name']} {x['row']['workload']}"
+            f |= {f"{key}: {k}": x[k] for k in ("wall_s", "gpu_busy_s", "busy_share", "kernels", "syncs",
+                                               "cudnn_attention_cpu_s")}
+        f["trạng thái AdamW 8-bit của adapter t4 (MB)"] = estimate_training_memory(q, get_profile("t4")).parts[
+            "optimizer"] / 1e6
         # peft's LoRA passes over the outputs, at the shape of call B3 (Qwen2.5-7B 2048 x 2, x 4 accumulation)
-        c, u = next((c, u) for c, u in results.pairs() if c["call"] == "B3")
+        c, u = next((c, u) for c, u in results.pairs(results.earlier_levers()) if c["call"] == "B3")
         step_tokens = c["max_length"] * c["batch"] * c["gradient_accumulation_steps"]
         extra = speed.lora_extra_bytes_per_token(q) * step_tokens
         t4_compute = speed.seconds(speed.step_flops(q, [c["max_length"]] * (c["batch"] * c["gradient_accumulation_steps"]),
