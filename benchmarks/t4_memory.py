@@ -200,12 +200,6 @@ def measure(result: dict, train, times: list, tokens: list) -> dict:
     result["step_times_s"], result["step_tokens"] = times, tokens
     if PROFILES:
         result["profile"] = PROFILES[-1]
-    from torch._dynamo.utils import counters
-
-    if counters["stats"]:  # something was compiled: how many graphs, and where it fell back to eager
-        result["dynamo"] = {"unique_graphs": counters["stats"].get("unique_graphs", 0),
-                            "graph_breaks": sum(counters["graph_break"].values()),
-                            "break_reasons": sorted(counters["graph_break"])[:5]}
     if trainer is not None:
         losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
         result["losses"] = losses

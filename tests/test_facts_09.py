@@ -116,7 +116,7 @@ def test_the_profiled_step_is_quoted_as_measured():
     for key in ("busy_course_s", "busy_unsloth_s", "busy_ratio", "stream_sync_cpu_s", "data_busy_s", "data_wall_s",
                 "data_busy_share", "data_cudnn_cpu_s"):
         assert vi_num(f[key], 2) in text, key
-    for key in ("lora_add_ms", "lora_scale_ms", "copies_ms", "dequant_course_ms", "dequant_unsloth_ms"):
+    for key in ("add_ms", "scale_ms", "copies_ms", "dequant_course_ms", "dequant_unsloth_ms"):
         assert f"{vi_num(f[key])} ms" in text, key
     assert f"Unsloth: {vi_num(_gpu_add_unsloth())} ms" in text
     assert f["stream_syncs"] == f["offload_copies"]  # one wait per offload copy

@@ -42,3 +42,30 @@ def test_hub_path_on_a_local_directory(tiny_dir, monkeypatch):
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     # greedy: the same prompt gives the same answer alone or in a batch (left padding)
     assert generate_answers(model, tok, ["Lượng tử hóa là gì?"], max_new_tokens=8) == answers[1:]
+
+
+@pytest.mark.parametrize("name", ["t4", "t4-vistral", "tiny"])
+def test_the_profile_cuda_settings_reach_torch(monkeypatch, name):
+    """apply_cuda_settings hands the profile's SDPA and allocator choices to torch (recorded here: no GPU in CI)."""
+    from course_utils.models import apply_cuda_settings
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.cuda, "enable_cudnn_sdp", lambda on: calls.append(("cudnn_sdp", on)))
+    monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings", lambda s: calls.append(("allocator", s)))
+    profile = get_profile(name)
+    apply_cuda_settings(profile)
+    assert ("cudnn_sdp", profile.sdpa_cudnn) in calls
+    assert (("allocator", "expandable_segments:True") in calls) == profile.expandable_segments
+    apply_cuda_settings(profile.replace(expandable_segments=True))
+    assert ("allocator", "expandable_segments:True") in calls
+    if name != "tiny":
+        assert calls[0] == ("cudnn_sdp", False)  # the recipe measured in call C2
+
+
+def test_no_cuda_settings_without_a_gpu(monkeypatch):
+    from course_utils.models import apply_cuda_settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.cuda, "enable_cudnn_sdp", lambda on: pytest.fail("set without a GPU"))
+    apply_cuda_settings(get_profile("t4"))

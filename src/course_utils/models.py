@@ -106,6 +106,17 @@ def device_index() -> int:
     return int(os.environ.get("LOCAL_RANK", 0))
 
 
+def apply_cuda_settings(profile: Profile) -> None:
+    """The profile's process-wide CUDA settings (allocator, SDPA backends); nothing without a GPU."""
+    if not torch.cuda.is_available():
+        return
+    if profile.expandable_segments:
+        # the documented switch is PYTORCH_CUDA_ALLOC_CONF, read when torch starts: too late in a notebook that
+        # has imported torch; this call (the one PyTorch's own tests use) applies to the segments made from now on
+        torch.cuda.memory._set_allocator_settings("expandable_segments:True")
+    torch.backends.cuda.enable_cudnn_sdp(profile.sdpa_cudnn)
+
+
 def load_model_and_tokenizer(profile: Profile, quantize: bool = True, token: str | None = None):
     """Load model and tokenizer with `from_pretrained`, the same call for the tiny directory, a local one or a hub id.
 
@@ -117,12 +128,7 @@ def load_model_and_tokenizer(profile: Profile, quantize: bool = True, token: str
     from .compat import keep_cpu_4bit_trainable
 
     check_gpu(profile)
-    if profile.expandable_segments and torch.cuda.is_available():
-        # the documented switch is PYTORCH_CUDA_ALLOC_CONF, read when torch starts: too late in a notebook that
-        # has imported torch; this call (the one PyTorch's own tests use) applies to the segments made from now on
-        torch.cuda.memory._set_allocator_settings("expandable_segments:True")
-    if torch.cuda.is_available():
-        torch.backends.cuda.enable_cudnn_sdp(profile.sdpa_cudnn)  # process-wide, like the allocator setting
+    apply_cuda_settings(profile)
     if token is None:
         token = get_hf_token(profile)
     kwargs = {"dtype": getattr(torch, profile.dtype), "token": token}

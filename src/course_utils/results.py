@@ -34,9 +34,10 @@ def _gib(x: float) -> str:
 
 LEVER_NAMES = {"use_liger_kernel": "Liger", "offload_activations": "offload", "padding_free": "không đệm",
                "compile_layers": "biên dịch", "expandable_segments": "phân đoạn mở rộng"}
-# session B's compile levers (texts); compile_layers=True (the layer's forward inside the checkpoint) is named by
-# whether torch.compile captured anything in that run
-COMPILE_KINDS = {"layers": "biên dịch cả lớp", "blocks": "biên dịch từng khối"}
+# compile levers tried and removed: session B's (texts) and call C1's (True: each layer's forward inside the
+# checkpoint, which compiled no graph on the GPU stack, chapter 9)
+COMPILE_KINDS = {"layers": "biên dịch cả lớp", "blocks": "biên dịch từng khối",
+                 True: "biên dịch lớp (không có hiệu lực: không đồ thị nào được biên dịch)"}
 
 
 def profile_levers() -> dict:
@@ -105,9 +106,6 @@ def lever_name(row: dict) -> str:
     for k, n in LEVER_NAMES.items():
         if not (v := levers.get(k)):
             continue
-        if k == "compile_layers" and v is True:
-            n = ("biên dịch lớp trong checkpoint" if row.get("dynamo", {}).get("unique_graphs")
-                 else "biên dịch lớp (không có hiệu lực: không đồ thị nào được biên dịch)")
         names.append(COMPILE_KINDS.get(v, n) if k == "compile_layers" else n)
     if levers.get("sdpa_cudnn") is False:
         names.append("SDPA không cuDNN")
@@ -229,7 +227,8 @@ def profile_facts(call: str = "C1") -> dict[str, float]:
     d = rows[("course", "course-data")]
     return {"busy_course_s": c["gpu_busy_s"], "busy_unsloth_s": u["gpu_busy_s"],
             "busy_ratio": u["gpu_busy_s"] / c["gpu_busy_s"],  # the speed ratio if the GPU were the only limit
-            "lora_add_ms": _gpu_ms(cp, "CUDAFunctor_add"), "lora_scale_ms": _gpu_ms(cp, "AUnaryFunctor"),
+            # every add kernel (the LoRA sums and the residual ones); the unary ones are peft's multiply by alpha/r
+            "add_ms": _gpu_ms(cp, "CUDAFunctor_add"), "scale_ms": _gpu_ms(cp, "AUnaryFunctor"),
             "copies_ms": _gpu_ms(cp, "Memcpy DtoD"), "dequant_course_ms": _gpu_ms(cp, "kDequantizeBlockwise"),
             "dequant_unsloth_ms": _gpu_ms(up, "_nf4_dequant_kernel"),
             "syncs_course": c["syncs"], "syncs_unsloth": u["syncs"],

@@ -127,7 +127,7 @@ def figures() -> dict[str, float]:
             f["offload: chậm đi (%)"] = 100 * (1 - b["tokens_per_s"] / a["tokens_per_s"])
         f["padding-free: loss lệch nhiều nhất (%)"] = results.padding_free_loss_gap()
         f |= {f"công thức trước: tỉ lệ {k}": v for k, v in results.ratios(results.earlier_levers()).items()}
-        f |= {f"công thức trước: số dòng": len(results.pairs(results.earlier_levers()))}
+        f |= {"công thức trước: số dòng": len(results.pairs(results.earlier_levers()))}
         for i, c in enumerate(results.pairs(results.earlier_levers())):
             key = f"#{i} công thức trước {c[0]['call']} {c[0]['workload']} {c[0]['max_length']}x{c[0]['batch']}"
             f[f"{key}: dự trữ ÷"] = c[0]["peak_reserved_gib"] / c[1]["peak_reserved_gib"]
