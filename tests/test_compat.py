@@ -113,3 +113,66 @@ def test_accelerate_cpu_launch_starts_one_process(tmp_path):
                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script)],
                          capture_output=True, text=True, timeout=300)
     assert out.stdout.split().count("WORLD") == 1 and "WORLD 1" in out.stdout  # upstream: one process, not two
+
+
+# torch/autograd/graph.py save_on_cpu before https://github.com/pytorch/pytorch/pull/175421 (torch 2.11)
+TORCH_211_PACK = '''
+        def pack_to_cpu(tensor):
+            if not pin_memory:
+                return (tensor.device, tensor.cpu())
+            packed = torch.empty(
+                tensor.size(),
+                dtype=tensor.dtype,
+                layout=tensor.layout,
+                pin_memory=(device_module.is_available() and not tensor.is_sparse),
+            )
+            packed.copy_(tensor)
+            return (tensor.device, packed)
+
+        def unpack_from_cpu(packed):
+'''
+
+
+def test_torch_offload_copy_blocks_only_before_the_fix():
+    """The course's CPU torch has the fix (the workaround then does nothing and says so); torch 2.11, which the
+    benchmark GPU and older Colab images run, has the blocking copy. Fails once transformers stops offloading through
+    torch's save_on_cpu (the workaround would then patch nothing)."""
+    import inspect
+
+    import transformers.modeling_utils as modeling_utils
+
+    assert compat._offload_pack_blocks(TORCH_211_PACK)
+    fixed = not compat._offload_pack_blocks(inspect.getsource(torch.autograd.graph.save_on_cpu))
+    assert modeling_utils.save_on_cpu is torch.autograd.graph.save_on_cpu
+    if fixed:
+        with pytest.warns(compat.CompatNotice):
+            assert compat.offload_without_waiting() is False
+        assert modeling_utils.save_on_cpu is torch.autograd.graph.save_on_cpu
+
+
+def test_offload_without_waiting_patches_a_blocking_torch(monkeypatch):
+    import transformers.modeling_utils as modeling_utils
+
+    monkeypatch.setattr(compat, "_offload_pack_blocks", lambda source: True)
+    monkeypatch.setattr(modeling_utils, "save_on_cpu", torch.autograd.graph.save_on_cpu)
+    assert compat.offload_without_waiting() is True
+    assert modeling_utils.save_on_cpu is compat.save_on_cpu_nonblocking
+    assert compat.offload_without_waiting() is False  # once is enough
+
+
+@pytest.mark.parametrize("pin_memory", [False, True])
+def test_save_on_cpu_nonblocking_keeps_the_gradients(pin_memory):
+    if pin_memory and not torch.cuda.is_available():
+        pytest.skip("pinned memory needs a GPU")
+    w = torch.randn(6, 5, requires_grad=True)
+    x = torch.randn(3, 6)
+
+    def grad(hooks):
+        w.grad = None
+        with hooks:
+            y = torch.tanh(x @ w).square().sum()
+        y.backward()
+        return w.grad.clone()
+
+    assert torch.equal(grad(compat.save_on_cpu_nonblocking(pin_memory=pin_memory, device_type="cpu")),
+                       grad(torch.autograd.graph.save_on_cpu(pin_memory=pin_memory, device_type="cpu")))

@@ -167,3 +167,114 @@ def test_first_step_scales_with_rank_as_the_chapter_says():
     assert 0.5 < growth(True, "adam", n_inputs=64) < 4
     with pytest.raises(ValueError, match="adam"):
         first_step_change(4, False, "adamw")
+
+
+# ---------------------------------------------------------------- the fused LoRA sum (profile lever lora_fused_sum)
+
+@pytest.fixture(scope="module")
+def peft_4bit():
+    """The tiny model in 4-bit (bitsandbytes on the CPU) with LoRA on every linear layer, B not zero."""
+    from course_utils.models import load_model_and_tokenizer
+    from course_utils.profiles import get_profile
+    from course_utils.train import lora_config
+
+    profile = get_profile("tiny").replace(lora_dropout=0.0)
+    model, _ = load_model_and_tokenizer(profile)
+    model = get_peft_model(model, lora_config(profile))
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            nn.init.normal_(p, std=0.02)
+    return model
+
+
+def loss_and_grads(model, ids):
+    model.zero_grad()
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    return out.logits.detach().float(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def count_addmm(fn):
+    calls = []
+    addmm = torch.addmm
+    torch.addmm = lambda *a, **k: calls.append(1) or addmm(*a, **k)
+    try:
+        return fn(), len(calls)
+    finally:
+        torch.addmm = addmm
+
+
+def test_fused_lora_sum_matches_peft(peft_4bit):
+    from course_utils.lora import fuse_lora_sum
+
+    model = copy.deepcopy(peft_4bit)
+    ids = torch.randint(3, 500, (2, 29), generator=torch.Generator().manual_seed(1))
+    l0, g0 = loss_and_grads(model, ids)
+    kinds = {type(m).__name__ for m in model.modules() if hasattr(m, "lora_A")}
+    n = 7 * model.config.num_hidden_layers
+    assert fuse_lora_sum(model) == n
+    assert {type(m).__name__ for m in model.modules() if hasattr(m, "lora_A")} == {f"Fused{k}" for k in kinds}
+    (l1, g1), calls = count_addmm(lambda: loss_and_grads(model, ids))
+    assert calls == n  # every LoRA layer took the fused path
+    assert rel_diff(l1, l0) < 1e-5
+    assert max(rel_diff(g1[k], g0[k]) for k in g0) < 1e-4
+
+
+def test_fused_lora_sum_under_autocast(peft_4bit):
+    """As in fp16 training on a GPU: inputs in the autocast dtype, fp32 adapters (here bf16, the CPU's autocast)."""
+    from course_utils.lora import fuse_lora_sum
+
+    peft_layer_ = peft_4bit.base_model.model.model.layers[0].mlp.gate_proj
+    fused = copy.deepcopy(peft_layer_)
+    fuse_lora_sum(fused)
+    x = torch.randn(2, 11, fused.in_features, generator=torch.Generator().manual_seed(3)).bfloat16()
+    results = []
+    for layer in (peft_layer_, fused):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            (y, calls) = count_addmm(lambda: layer(xi))
+        y.float().square().sum().backward()
+        results.append((y, calls, xi.grad, layer.lora_B["default"].weight.grad))
+        layer.zero_grad()
+    (y0, c0, gx0, gb0), (y1, c1, gx1, gb1) = results
+    assert (c0, c1) == (0, 1) and y1.dtype == y0.dtype == torch.bfloat16
+    assert rel_diff(y1.float(), y0.float()) < 2e-2  # bf16 rounds at different places
+    assert rel_diff(gx1.float(), gx0.float()) < 5e-2 and rel_diff(gb1, gb0) < 5e-2
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # fp32 inputs under autocast: peft's forward, its dtype
+        (y2, calls) = count_addmm(lambda: fused(x.float()))
+    assert calls == 0 and y2.dtype == torch.float32
+
+
+def test_fused_lora_sum_leaves_other_cases_to_peft(peft_4bit):
+    from course_utils.lora import fuse_lora_sum
+
+    model = copy.deepcopy(peft_4bit)
+    ids = torch.randint(3, 500, (1, 17), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+        with model.disable_adapter():
+            base = model(input_ids=ids).logits
+    fuse_lora_sum(model)
+    with torch.no_grad():
+        with model.disable_adapter():
+            assert torch.equal(model(input_ids=ids).logits, base)  # adapters off: the base model
+        assert rel_diff(model(input_ids=ids).logits, plain) < 1e-5
+        assert rel_diff(plain, base) > 1e-3  # the adapters do change the output
+
+
+def test_build_trainer_fuses_when_asked(tmp_path):
+    from course_utils.data import load_split
+    from course_utils.models import load_model_and_tokenizer
+    from course_utils.profiles import get_profile
+    from course_utils.train import build_trainer
+
+    records = load_split("train")[:8]
+    for fused in (False, True):
+        profile = get_profile("tiny").replace(lora_fused_sum=fused, max_steps=1)
+        model, tok = load_model_and_tokenizer(profile)
+        trainer = build_trainer(model, tok, records, None, profile, tmp_path / str(fused))
+        names = {type(m).__name__ for m in trainer.model.modules() if hasattr(m, "lora_A")}
+        assert all(n.startswith("Fused") for n in names) == fused and names
+        trainer.train()
+        assert math.isfinite(trainer.state.log_history[-1]["train_loss"])

@@ -149,3 +149,59 @@ def cpu_processes_use_gloo() -> bool:
         return False
     os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     return True
+
+
+# ---------------------------------------------------------------- torch: activation offload waits on every copy
+
+def _offload_pack_blocks(source: str) -> bool:
+    """Whether save_on_cpu's source copies to pinned memory without non_blocking (the host waits for the GPU)."""
+    pack = source[source.find("def pack_to_cpu"):source.find("def unpack_from_cpu")]
+    return "pin_memory" in pack and "non_blocking" not in pack
+
+
+def save_on_cpu_nonblocking(pin_memory: bool = False, device_type: str = "cuda"):
+    """torch's save_on_cpu as fixed upstream: the copy to pinned CPU memory does not wait for the GPU."""
+    import torch
+
+    device_module = getattr(torch, device_type, torch.cuda)
+
+    def pack(tensor):
+        if not pin_memory:
+            return tensor.device, tensor.cpu()
+        pinnable = device_module.is_available() and not tensor.is_sparse
+        packed = torch.empty(tensor.size(), dtype=tensor.dtype, layout=tensor.layout, pin_memory=pinnable)
+        packed.copy_(tensor, non_blocking=pinnable)
+        return tensor.device, packed
+
+    def unpack(packed):
+        device, tensor = packed
+        return tensor.to(device, non_blocking=pin_memory)
+
+    return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
+
+
+def offload_without_waiting() -> bool:
+    """Make transformers' activation offload copy without waiting for the GPU; True when it changed anything.
+
+    Upstream: torch `save_on_cpu(pin_memory=True)` (torch/autograd/graph.py) copied each saved tensor to pinned
+    memory with a blocking copy: one cudaStreamSynchronize per offloaded tensor (165 per step on the 7B shape,
+    chapter 9), so the CPU cannot queue work ahead of the GPU. Fixed by https://github.com/pytorch/pytorch/pull/175421
+    (2026-02); present in torch 2.11 (the benchmark GPU's), gone in 2.13 (this course's CPU pin).
+    transformers 5.23 `_activation_checkpointing_enable` (modeling_utils.py) wraps each checkpoint in it.
+    Guard: a torch whose save_on_cpu already copies without blocking (or a transformers without that import):
+    nothing changed, a notice.
+    """
+    import inspect
+
+    import torch
+    import transformers.modeling_utils as modeling_utils
+
+    if getattr(modeling_utils, "save_on_cpu", None) is save_on_cpu_nonblocking:
+        return False
+    if not hasattr(modeling_utils, "save_on_cpu") or not _offload_pack_blocks(
+            inspect.getsource(torch.autograd.graph.save_on_cpu)):
+        warnings.warn("torch's save_on_cpu copies without blocking (or transformers no longer uses it): "
+                      "compat.offload_without_waiting can go.", CompatNotice, stacklevel=2)
+        return False
+    modeling_utils.save_on_cpu = save_on_cpu_nonblocking
+    return True

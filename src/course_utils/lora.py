@@ -3,6 +3,8 @@
 - `LoRALinear(base, r, alpha, rslora=False)`: y = W x + s * B A x with peft's shapes and initialisation.
 - `adam_delta_w(...)`: the trajectory of delta W under Adam on `toy_regression()` (the alpha / learning-rate
   equivalence).
+- `fuse_lora_sum(model)`: peft's LoRA layers compute W x + s * B (A x) as one `torch.addmm` (the profile's
+  `lora_fused_sum` lever, chapter 9).
 
 Elsewhere: parameter counts from a config in course_utils.configs (count_lora_params); the rank x alpha sweep
 on the tiny model in course_utils.sweep.
@@ -121,3 +123,56 @@ def first_step_change(r: int, rslora: bool, optimizer: str = "adam", n_inputs: i
     opt.step()
     with torch.no_grad():
         return ((X @ layer.delta_weight().T).norm() / X.norm()).item()
+
+
+# ---------------------------------------------------------------- the LoRA sum in one addmm (a speed lever)
+
+class FusedLoRASum:
+    """Mixin for a peft LoRA layer: result + s * (A x) B^T as one `torch.addmm`.
+
+    peft 0.21's forward clones the 4-bit layer's output, multiplies B (A x) by s and adds: three passes over an
+    output-sized tensor forward, one more backward. addmm adds the low-rank product into the output inside the
+    matrix product, with s as its `alpha`. Any case but one plain adapter goes to peft's own forward.
+    """
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        names = self.active_adapters
+        name = names[0] if len(names) == 1 else None
+        if (self.disable_adapters or self.merged or kwargs.get("adapter_names") is not None or args
+                or name not in self.lora_A or name in self.lora_variant or getattr(self, "fan_in_fan_out", False)):
+            return super().forward(x, *args, **kwargs)
+        lora_A, lora_B = self.lora_A[name], self.lora_B[name]
+        device = x.device.type
+        want = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else lora_A.weight.dtype
+        if x.dtype != want:  # e.g. fp16 inputs, fp32 adapters, no autocast (generation): peft casts
+            return super().forward(x, *args, **kwargs)
+        result = self.base_layer(x, **kwargs)
+        low = lora_A(self.lora_dropout[name](x))
+        out = torch.addmm(result.reshape(-1, result.shape[-1]), low.reshape(-1, low.shape[-1]), lora_B.weight.t(),
+                          alpha=self.scaling[name])
+        return out.view(result.shape)
+
+
+_FUSED: dict[type, type] = {}
+
+
+def fuse_lora_sum(model) -> int:
+    """Give every peft LoRA linear layer of `model` the FusedLoRASum forward; return how many were changed."""
+    from peft.tuners.lora import Linear as LoraLinear
+
+    kinds = [LoraLinear]
+    try:
+        from peft.tuners.lora.bnb import Linear4bit, Linear8bitLt
+
+        kinds += [Linear4bit, Linear8bitLt]
+    except ImportError:  # peft without bitsandbytes
+        pass
+    changed = 0
+    for module in model.modules():
+        kind = type(module)
+        if kind in kinds:
+            if kind not in _FUSED:
+                _FUSED[kind] = type(f"Fused{kind.__name__}", (FusedLoRASum, kind), {"__module__": __name__})
+            module.__class__ = _FUSED[kind]
+            changed += 1
+    return changed

@@ -17,7 +17,8 @@ TINY_MODEL_ID = "course-tiny"  # resolved to a local directory by course_utils.t
 # of the budget for the memory plan, the benchmarks (their cap) and the chapters.
 T4_BUDGET_GIB = 14.5
 # the profile fields that are speed and memory levers (benchmarks/peers.py records them with each course row)
-LEVERS = ("use_liger_kernel", "offload_activations", "padding_free", "expandable_segments", "sdpa_cudnn", "optim")
+LEVERS = ("use_liger_kernel", "offload_activations", "padding_free", "expandable_segments", "sdpa_cudnn", "optim",
+          "lora_fused_sum")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class Profile:
     # let PyTorch's SDPA pick its cuDNN attention (newer GPUs than a T4): on the benchmark GPU it builds a plan for
     # each new sequence length, milliseconds of CPU per call on real, varied lengths
     sdpa_cudnn: bool = True
+    # LoRA's W x + s * B (A x) as one torch.addmm instead of peft's clone, multiply and add
+    # (course_utils.lora.fuse_lora_sum): fewer passes over each layer's output
+    lora_fused_sum: bool = False
     # the textbook step that casts embeddings, lm_head and norms to fp32: off in the course recipe
     prepare_model_for_kbit_training: bool = False
     seed: int = 42
@@ -173,8 +177,10 @@ PROFILES: dict[str, Profile] = {
         needs_gpu=True,
         use_liger_kernel=True,  # benchmarks/peers.py: less memory and faster than without (chapter 9)
         offload_activations=True,
-        sdpa_cudnn=False,  # call C2: the course data as fast as Unsloth (chapter 9); on random tokens not measured
+        sdpa_cudnn=False,  # call C2: the course data as fast as Unsloth (chapter 9)
         optim="adamw_8bit",  # measured with the line above, as one recipe (the LoRA states are small: no paging)
+        lora_fused_sum=True,
+        expandable_segments=True,
     ),
     "t4-vistral": Profile(
         name="t4-vistral",
@@ -186,6 +192,8 @@ PROFILES: dict[str, Profile] = {
         offload_activations=True,
         sdpa_cudnn=False,
         optim="adamw_8bit",
+        lora_fused_sum=True,
+        expandable_segments=True,
     ),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -44,7 +45,12 @@ def sft_config(profile: Profile, output_dir: str | Path, loss_on: str | None = N
     # (several processes) needs the non-reentrant form ("Expected to mark a variable ready only once")
     checkpointing_kwargs = {"use_reentrant": int(os.environ.get("WORLD_SIZE", "1")) == 1}
     if profile.offload_activations and torch.cuda.is_available():  # pinned host memory needs an accelerator
+        from .compat import CompatNotice, offload_without_waiting
+
         checkpointing_kwargs["offload"] = True  # transformers 5.23: layer inputs kept in pinned CPU memory
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CompatNotice)  # a torch with the fix: nothing to do
+            offload_without_waiting()
     kwargs = dict(
         output_dir=str(output_dir),
         # padding-free: TRL does not truncate then (build_trainer does, to the same max_length)
@@ -142,6 +148,10 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
         callbacks=[StopOnNaN(), *(callbacks or [])],
     )
     adapters_to_fp32(trainer.model)
+    if profile.lora_fused_sum:
+        from .lora import fuse_lora_sum
+
+        fuse_lora_sum(trainer.model)
     if profile.padding_free:
         trainer.train_dataset = truncate_tokenized(trainer.train_dataset, profile.max_length)
         if trainer.eval_dataset is not None:
