@@ -276,6 +276,8 @@ def course_run(model_dir: str, max_length: int, batch: int, steps: int, changes:
             if recipe == "textbook-fp32":
                 adapters_to_fp32(trainer.model)
         result["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        # not a profile field: whether each copy of the activation offload made the CPU wait (compat)
+        result["levers"]["offload_waits"] = offload_waits(trainer.args)
         trainer.train()
         return trainer
 
@@ -283,6 +285,22 @@ def course_run(model_dir: str, max_length: int, batch: int, steps: int, changes:
     if "peak_allocated_gib" in result:
         result["plan_error"] = (plan.total / GIB - result["peak_allocated_gib"]) / result["peak_allocated_gib"]
     return result
+
+
+def offload_waits(args) -> bool:
+    """Whether the trainer's activation offload copies to the CPU with a blocking copy (a sync per saved tensor)."""
+    import inspect
+
+    import torch
+    import transformers.modeling_utils as modeling_utils
+
+    from course_utils import compat
+
+    if not (args.activation_checkpointing_kwargs or {}).get("offload"):
+        return False
+    hooks = getattr(modeling_utils, "save_on_cpu", None)
+    return hooks is not compat.save_on_cpu_nonblocking and compat._offload_pack_blocks(
+        inspect.getsource(torch.autograd.graph.save_on_cpu))
 
 
 def spawn(args: list[str], result_path: str, env: dict | None = None, timeout: float = 420) -> dict:

@@ -431,8 +431,9 @@ print(f"Với bộ tối ưu 8-bit (2 byte thay cho 8): {total * (2 + 4 + 2 + 2)
 #
 # `estimate_training_memory` ghép đủ năm phần cho một bước huấn luyện với công thức cơ bản của profile `t4`
 # (batch 2, `max_length` 1024, gradient checkpointing, AdamW 8-bit; chưa có kernel của Liger và offload
-# activation mà chương thực hành QLoRA bật thêm). Activation và logits được tính bằng
-# hệ số đã hiệu chỉnh theo phép đo thật (xem chương thực hành QLoRA). Ngân sách 14,5 GiB là phần dùng
+# activation mà chương thực hành QLoRA bật thêm). Activation là đầu vào của mỗi lớp cộng activation của một lớp
+# được tính lại; khối logits chỉ được cộng phần vượt quá nó. Cách tính được kiểm bằng phép đo thật (xem chương thực
+# hành QLoRA). Ngân sách 14,5 GiB là phần dùng
 # được của một T4 16 GB; dòng "Cần" cộng thêm 10% cho bộ cấp phát bộ nhớ của PyTorch.
 
 # %%

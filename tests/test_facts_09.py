@@ -17,15 +17,28 @@ def test_each_table_is_the_report_output(name):
 def test_the_comparison_with_unsloth_is_stated_as_measured():
     text = page("09_qlora_lab")
     now, before = results.ratios(), results.ratios(results.earlier_levers())
-    # the current recipe: one measured row, quoted as measured
-    assert len(results.pairs()) == 1
-    assert f"đạt {vi_num(now['speed_min'], 2)} lần tốc độ của Unsloth, đỉnh\n  dự trữ {vi_num(now['reserved_min'], 2)} lần" in RAW
-    # the earlier recipe: the speed range quoted is the measured one, both ends (slower on every row)
-    assert before["speed_max"] < 1
-    assert f"{vi_num(before['speed_min'], 2)} đến {vi_num(before['speed_max'], 2)}" in text
-    lo = min(before["reserved_min"], now["reserved_min"])
-    hi = max(before["reserved_max"], now["reserved_max"])
-    assert f"{vi_num(lo, 2)} đến {vi_num(hi, 2)}" in text
+    shapes = {(c["family_arg"], c["workload"], c["max_length"], c["batch"]) for c, _ in results.pairs()}
+    random = {(f, "random", length, batch) for f in ("qwen", "mistral") for length, batch in ((1024, 2), (2048, 2), (4096, 1))}
+    # every random-token shape of both families and Qwen's course data are measured; the chapter says Mistral's
+    # course-data row is not
+    assert random | {("qwen", "course-data", 1024, 2)} == shapes
+    assert "Dòng dữ liệu của khóa học cho hình dạng Mistral chưa chạy kịp" in text
+    # slower than Unsloth on every row, as the chapter says; both ranges and the median quoted as measured
+    assert now["speed_max"] < 1 and before["speed_max"] < 1
+    assert f"{vi_num(now['speed_min'], 2)} đến {vi_num(now['speed_max'], 2)} lần số token/s của Unsloth (trung vị " \
+           f"{vi_num(now['speed_median'], 2)})" in text
+    assert f"đạt {vi_num(before['speed_min'], 2)} đến {vi_num(before['speed_max'], 2)}" in text
+    assert f"{vi_num(now['reserved_min'], 2)} đến {vi_num(now['reserved_max'], 2)} lần của Unsloth" in text
+    assert now["reserved_max"] > 1  # "cao hơn một chút ở vài dòng"
+
+
+def test_offload_without_waiting_learns_the_same():
+    """Call D1 (offload copies that wait) and D2 (copies that do not): the same losses, step by step."""
+    waiting = {(c["workload"], c["max_length"], c["batch"]): c for c, _ in results.waiting_offload_pairs()}
+    now = [c for c, _ in results.pairs() if c["call"] == "D2"]
+    assert len(waiting) == len(now) == 4
+    for c in now:
+        assert c["losses"] == pytest.approx(waiting[(c["workload"], c["max_length"], c["batch"])]["losses"], rel=1e-4)
 
 
 def test_every_course_row_uses_the_profile_levers():

@@ -75,7 +75,7 @@ LABELS = {
     "dequant_buffer": "Trọng số giải lượng tử tạm thời (một lớp)",
     "activations": "Activation (có gradient checkpointing)",
     "activations_full": "Activation (không checkpointing)",
-    "logits_loss": "Logits và hàm mất mát",
+    "logits_loss": "Logits và hàm mất mát (phần vượt activation)",
 }
 
 
@@ -126,17 +126,16 @@ class MemoryPlan:
         return self.table()
 
 
-# Share of one decoder layer's saved activations alive at the peak of its backward pass.
-# Calibrated on the Qwen2.5-7B shape (benchmarks/t4_memory.py, under the T4 budget):
-# with it, the plan is within a few percent of the measured peak at 512x2, 1024x2, 2048x1, 2048x2.
-LAYER_PEAK_FRACTION = 0.56
+# With gradient checkpointing two moments compete for the peak, both with the checkpointed layer inputs alive: the
+# loss (the LM head's tiles) and the backward of one layer (its activations, recomputed). The plan counts the layer's
+# activations in full, and what the loss needs beyond them (usually nothing). Calibrated against the GPU benchmarks:
+# within a few percent from 2.048 to 32.768 tokens per batch (benchmarks/peers.py, calls A to D).
 
 
-def _activation_bytes(config, profile, tokens: int, compute_bytes: int) -> int:
-    """Activations kept for the backward pass, with or without gradient checkpointing."""
+def _per_token_bytes(config, profile, compute_bytes: int) -> tuple[int, int]:
+    """Bytes per token of (one layer's saved activations, the layer inputs checkpointing keeps on the GPU)."""
     h, i = config.hidden_size, config.intermediate_size
     kv = config.num_key_value_heads * head_dim(config)
-    n_layers = config.num_hidden_layers
     targets = resolve_targets(config, profile.lora_target_modules)
     c = compute_bytes
     if getattr(profile, "prepare_model_for_kbit_training", False):
@@ -154,13 +153,18 @@ def _activation_bytes(config, profile, tokens: int, compute_bytes: int) -> int:
     if getattr(profile, "use_liger_kernel", False):
         # Liger's fused SwiGLU recomputes silu(gate) * up in its backward, and its RMSNorm keeps no fp32 copies
         layer -= i * 2 * c + h * 8
+    # the input of every layer; with offload, about two layers' inputs in flight on the GPU (the rest in CPU memory)
+    inputs = (2 if getattr(profile, "offload_activations", False) else config.num_hidden_layers) * h * c
+    return layer, inputs
+
+
+def _activation_bytes(config, profile, tokens: int, compute_bytes: int) -> int:
+    """Activations kept for the backward pass, with or without gradient checkpointing."""
+    layer, inputs = _per_token_bytes(config, profile, compute_bytes)
     if profile.gradient_checkpointing:
-        # the input of every layer, plus one layer recomputed during its backward
-        inputs = n_layers * h * c
-        if getattr(profile, "offload_activations", False):
-            inputs = 2 * h * c  # kept in pinned CPU memory; about two layers' inputs in flight on the GPU
-        return tokens * (inputs + int(layer * LAYER_PEAK_FRACTION))
-    return tokens * n_layers * layer
+        # the checkpointed layer inputs, plus one layer recomputed during its backward
+        return tokens * (inputs + layer)
+    return tokens * config.num_hidden_layers * layer
 
 
 def offloaded_bytes(config, profile, tokens: int | None = None) -> int:
@@ -233,7 +237,10 @@ def estimate_training_memory(model_config, profile, method: str = "qlora", token
         parts["optimizer"] = n_lora * adam_bytes
     key = "activations" if profile.gradient_checkpointing else "activations_full"
     parts[key] = _activation_bytes(model_config, profile, tokens, c)
-    parts["logits_loss"] = _logits_bytes(model_config, profile, tokens, c)
+    logits = _logits_bytes(model_config, profile, tokens, c)
+    if profile.gradient_checkpointing:  # the loss and one layer's backward are not at the peak together
+        logits = max(0, logits - tokens * _per_token_bytes(model_config, profile, c)[0])
+    parts["logits_loss"] = logits
     budget = None if profile.memory_budget_gib is None else int(profile.memory_budget_gib * GIB)
     cpu_budget = getattr(profile, "offload_budget_gib", None)
     return MemoryPlan(method=method, parts=parts, budget_bytes=budget, tokens=tokens, notes=notes,

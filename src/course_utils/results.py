@@ -33,7 +33,8 @@ def _gib(x: float) -> str:
 
 
 LEVER_NAMES = {"use_liger_kernel": "Liger", "offload_activations": "offload", "padding_free": "không đệm",
-               "compile_layers": "biên dịch", "expandable_segments": "phân đoạn mở rộng"}
+               "compile_layers": "biên dịch", "expandable_segments": "phân đoạn mở rộng",
+               "lora_fused_sum": "tổng LoRA gộp"}
 # compile levers tried and removed: session B's (texts) and call C1's (True: each layer's forward inside the
 # checkpoint, which compiled no graph on the GPU stack, chapter 9)
 COMPILE_KINDS = {"layers": "biên dịch cả lớp", "blocks": "biên dịch từng khối",
@@ -106,7 +107,11 @@ def lever_name(row: dict) -> str:
     for k, n in LEVER_NAMES.items():
         if not (v := levers.get(k)):
             continue
-        names.append(COMPILE_KINDS.get(v, n) if k == "compile_layers" else n)
+        if k == "compile_layers":
+            n = COMPILE_KINDS.get(v, n)
+        elif k == "offload_activations" and levers.get("offload_waits"):
+            n = "offload chờ từng bản sao"  # before compat.offload_without_waiting (call D1)
+        names.append(n)
     if levers.get("sdpa_cudnn") is False:
         names.append("SDPA không cuDNN")
     if levers.get("optim", "paged_adamw_8bit") != "paged_adamw_8bit":
@@ -136,6 +141,35 @@ def levers_table() -> str:
                     f"{lever_name(c)} | {_gib(c['peak_allocated_gib'])} / {_gib(c['peak_reserved_gib'])} | "
                     f"{vi_num(c['tokens_per_s'])} | {vi_num(c['tokens_per_s'] / u['tokens_per_s'], 2)} |")
     return "\n".join(rows)
+
+
+def fused_sum_rows() -> dict[str, tuple[dict, dict]]:
+    """Per call (D1, D2): (row with the fused LoRA sum and expandable segments, row without), Qwen2.5-7B 2048 x 2."""
+    out = {}
+    for call in ("D1", "D2"):
+        rows = [c for c, _ in lever_rows() if c["call"] == call and c["workload"] == "random"]
+        on = next(r for r in rows if r["levers"].get("lora_fused_sum"))
+        off = next(r for r in rows if not r["levers"].get("lora_fused_sum"))
+        out[call] = (on, off)
+    return out
+
+
+def waiting_offload_pairs() -> list[tuple[dict, dict]]:
+    """(course row, Unsloth row) of call D1: the t4 profile's levers, but offload copies that made the CPU wait."""
+    waiting = {**profile_levers(), "offload_waits": True}
+    runs = _ok_runs()
+    return [(c, u) for c in runs if c["call"] == "D1" and c["recipe"] == "course"
+            and all(c["levers"].get(k) == v for k, v in waiting.items()) and (u := _unsloth_of(c, runs))]
+
+
+def boundary_rows() -> list[dict]:
+    """The course rows run at the memory plan's edge (gpu_session.sh boundary): Qwen2.5-7B shape, 2 steps."""
+    return [r for r in _ok_runs() if r["recipe"] == "course" and r["family_arg"] == "qwen" and r["max_length"] >= 8192]
+
+
+def max_loss_gap(a: dict, b: dict) -> float:
+    """Largest relative difference (%) between two rows' per-step losses."""
+    return 100 * max(abs(x - y) / x for x, y in zip(a["losses"], b["losses"], strict=True))
 
 
 def padding_free_loss_gap() -> float:

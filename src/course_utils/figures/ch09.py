@@ -18,6 +18,7 @@ from ..profiles import get_profile
 MIB = 2**20
 COLAB_FREE_RAM_GB = 12.7  # RAM of a free Colab session, as Colab reports it (shared/notes/t4-memory.md)
 UNSLOTH_T4_PEAK_RESERVED_GIB = 7.89  # Unsloth's Qwen2.5-7B T4 notebook: max_memory_reserved() / 1024**3
+OLD_LAYER_PEAK_FRACTION = 0.56  # the plan's share of one layer's activations before call D3 (git history of memory.py)
 ALPACA_MEAN_TOKENS = (150, 400)  # the range assumed for Unsloth's Alpaca sequences (its token count is not published)
 
 
@@ -126,6 +127,26 @@ def figures() -> dict[str, float]:
             f["offload: bớt dự trữ (GiB)"] = a["peak_reserved_gib"] - b["peak_reserved_gib"]
             f["offload: chậm đi (%)"] = 100 * (1 - b["tokens_per_s"] / a["tokens_per_s"])
         f["padding-free: loss lệch nhiều nhất (%)"] = results.padding_free_loss_gap()
+        fused = results.fused_sum_rows()
+        f["tổng LoRA gộp: loss lệch nhiều nhất (%)"] = max(results.max_loss_gap(on, off) for on, off in fused.values())
+        f |= {f"{call}: hiện tại ÷ không gộp, token/s": on["tokens_per_s"] / off["tokens_per_s"]
+              for call, (on, off) in fused.items()}
+        for r in results.boundary_rows():
+            edge = t4.replace(max_length=r["max_length"], per_device_train_batch_size=r["batch"], lora_dropout=0.0)
+            edge_plan = estimate_training_memory(q, edge)
+            key = f"biên {r['max_length']}x{r['batch']}"
+            f |= {f"{key}: cấp phát": r["peak_allocated_gib"], f"{key}: dự trữ": r["peak_reserved_gib"],
+                  f"{key}: kế hoạch (GiB)": edge_plan.total / GIB, f"{key}: cần (GiB)": edge_plan.needed_bytes / GIB,
+                  f"{key}: offload (GiB RAM)": edge_plan.offloaded_bytes / GIB,
+                  f"{key}: kế hoạch thấp hơn đo (%)": 100 * (1 - edge_plan.total / GIB / r["peak_allocated_gib"]),
+                  # the plan of the run's own code (recorded in the row): the calibration before call D3
+                  f"{key}: kế hoạch cũ thấp hơn đo (%)": 100 * (1 - r["plan_total_gib"] / r["peak_allocated_gib"])}
+        f["kế hoạch cũ: phần activation một lớp (%)"] = 100 * OLD_LAYER_PEAK_FRACTION
+        f["hiệu chỉnh trước D3: token mỗi batch lớn nhất"] = max(
+            r["max_length"] * r["batch"] for r in results.load("peers")["runs"]
+            if r["recipe"] == "course" and r.get("status") == "ok" and r["call"] < "D3")
+        f |= {f"D1 (offload chờ) {c['workload']} {c['max_length']}x{c['batch']}: token/s ÷": c["tokens_per_s"] / u["tokens_per_s"]
+              for c, u in results.waiting_offload_pairs()}
         f |= {f"công thức trước: tỉ lệ {k}": v for k, v in results.ratios(results.earlier_levers()).items()}
         f |= {"công thức trước: số dòng": len(results.pairs(results.earlier_levers()))}
         for i, c in enumerate(results.pairs(results.earlier_levers())):
