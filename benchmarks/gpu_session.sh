@@ -4,9 +4,8 @@
 # (.gpu/course, .gpu/bnb, .gpu/peer); results go to $OUT (default benchmarks/results).
 #
 #   bash benchmarks/gpu_session.sh install        # both stacks into /tmp/site-* (/tmp is kept between calls)
-#   bash benchmarks/gpu_session.sh qwen           # course vs Unsloth, Qwen2.5-7B shape, random tokens
-#   bash benchmarks/gpu_session.sh diag           # a profiled step of each recipe; the allocator lever
-#   bash benchmarks/gpu_session.sh cudnn          # SDPA without cuDNN + AdamW 8-bit vs Unsloth, course data
+#   bash benchmarks/gpu_session.sh qwen           # course vs Unsloth, Qwen2.5-7B shape, every workload
+#   bash benchmarks/gpu_session.sh diag           # a profiled step of each recipe, with the callers of each sync
 #   bash benchmarks/gpu_session.sh mistral        # course vs Unsloth, Mistral/Vistral shape, and the course data
 #   bash benchmarks/gpu_session.sh boundary       # the plan's edge: a shape it accepts and one it refuses, run anyway
 #   bash benchmarks/gpu_session.sh smol GGUF      # SmolLM2's real weights in fp16; the sm_75 compile check
@@ -48,16 +47,9 @@ case "$PHASE" in
     peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS" --data-steps 10
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set "$C2"
     ;;
-  diag)  # where a step goes (torch.profiler on each row's last step), the allocator lever
+  diag)  # where a step goes: torch.profiler and the Python callers of each host-device sync, each row's last step
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
-    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS" --data-steps 9 --profile
-    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course --workloads random --set '{"expandable_segments": true}'
-    ;;
-  cudnn)  # SDPA without its cuDNN backend (a plan per new length) and AdamW 8-bit unpaged (now the t4 recipe),
-    # against Unsloth and the earlier recipe in the same call; profiled (SHORT=1: without the earlier recipe)
-    N='{"use_liger_kernel": true, "offload_activations": true, "sdpa_cudnn": false, "optim": "adamw_8bit"}'
-    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$N" --data-steps ${STEPS:-13} --profile
-    [ -n "${SHORT:-}" ] || peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course --workloads course-data --set "$LEVERS" --data-steps ${STEPS:-13} --profile
+    peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS" --data-steps 11 --profile
     ;;
   mistral)
     peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --data-shapes 1024x2 --workloads random,course-data --recipes course,unsloth --set "$LEVERS" --data-steps 10 --budget-s ${BUDGET:-420}
@@ -71,5 +63,5 @@ case "$PHASE" in
     seed sm75.json
     python3 benchmarks/sm75_check.py --model-dir "$K/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true}'
     ;;
-  *) echo "usage: bash benchmarks/gpu_session.sh install|diag|cudnn|qwen|mistral|boundary|smol GGUF" >&2; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|diag|mistral|boundary|smol GGUF" >&2; exit 2 ;;
 esac

@@ -103,6 +103,41 @@ def workload_data(workload: str, vocab_size: int, n_sequences: int, max_length: 
 
 
 PROFILES: list[dict] = []  # the profiled step of this process (BENCH_PROFILE=1), read by measure()
+SYNC_WARNING = "synchronizing CUDA operation"  # torch.cuda.set_sync_debug_mode("warn")'s message
+
+
+class SyncSources:
+    """Count where host-device syncs come from: each warning of torch's sync debug mode, by its Python stack.
+
+    Warnings raised in autograd's backward threads reach Python after the backward, at its caller."""
+
+    def __init__(self, depth: int = 5):
+        self.depth, self.counts = depth, {}
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("always", UserWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if SYNC_WARNING not in str(message):
+                return shown(message, category, filename, lineno, file, line)
+            frames = traceback.extract_stack()[:-1]
+            frames = [f for f in frames if "/warnings.py" not in f.filename][-self.depth:]
+            key = " <- ".join(f"{f.filename.rsplit('site-packages/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(frames))
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+        warnings.showwarning = show
+        return self
+
+    def __exit__(self, *exc):
+        self._catch.__exit__(*exc)
+
+    def top(self, n: int = 12) -> list[dict]:
+        return [{"where": k, "count": c} for k, c in sorted(self.counts.items(), key=lambda kv: -kv[1])[:n]]
 
 
 def timing_callback(times: list, tokens: list):
@@ -127,6 +162,9 @@ def timing_callback(times: list, tokens: list):
                 acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
                 self.prof = profile(activities=acts)
                 self.prof.__enter__()
+                if torch.cuda.is_available():  # and name the callers of each host-device sync
+                    self.syncs = SyncSources().__enter__()
+                    torch.cuda.set_sync_debug_mode("warn")
             self.t, self.seen = time.perf_counter(), state.num_input_tokens_seen
 
         def on_step_end(self, args, state, control, **kw):
@@ -135,6 +173,10 @@ def timing_callback(times: list, tokens: list):
             if self.prof is not None:
                 self.prof.__exit__(None, None, None)
                 PROFILES.append(step_profile(self.prof, wall, state.num_input_tokens_seen - self.seen))
+                if torch.cuda.is_available():
+                    torch.cuda.set_sync_debug_mode(0)
+                    self.syncs.__exit__(None, None, None)
+                    PROFILES[-1]["sync_sources"] = self.syncs.top()
                 return
             times.append(wall)
             tokens.append(state.num_input_tokens_seen - self.seen)

@@ -76,3 +76,19 @@ def test_peers_command_runs_each_workload_in_its_own_process(tiny_dir, tmp_path)
         prof = r["profile"]
         assert prof["wall_s"] > 0 and prof["tokens"] > 0 and prof["kernels"] == 0  # a CPU run launches no kernel
         assert any(op["name"].startswith("aten::mm") for op in prof["top_cpu_self"])
+
+
+def test_sync_sources_name_the_caller_of_each_sync():
+    """What peers.py --profile records on a GPU (torch's sync debug warnings), fed here by hand."""
+    import warnings
+
+    def item_like():
+        warnings.warn(f"called a {t4_memory.SYNC_WARNING}")
+
+    with t4_memory.SyncSources() as syncs:
+        for _ in range(3):
+            item_like()
+        warnings.warn("an unrelated warning")  # passed on, not counted
+    (top,) = syncs.top()
+    assert top["count"] == 3 and top["where"].split(" <- ")[0].endswith("item_like")
+    assert "test_sync_sources_name_the_caller_of_each_sync" in top["where"]

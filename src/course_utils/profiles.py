@@ -160,6 +160,7 @@ PROFILES: dict[str, Profile] = {
         learning_rate=2e-3,
         warmup_steps=5,
         optim="adamw_torch",
+        lora_fused_sum=True,  # as the t4 profiles: CI trains, evaluates, generates and saves through it
         lora_r=16,
         lora_alpha=32,
         lora_dropout=0.05,
