@@ -176,8 +176,8 @@ print({k: round(v, 4) for k, v in before.means.items()})
 # ## Huấn luyện
 #
 # `lab.train` dựng `SFTTrainer` bằng `build_trainer` với công thức đã đo ở chương {doc}`../book/09_qlora_lab`
-# (fp16 với GradScaler, adapter ở fp32, gradient checkpointing, AdamW 8-bit, kernel của Liger, offload activation
-# và SDPA không dùng cuDNN trên GPU) rồi huấn luyện, **tiếp tục từ checkpoint mới nhất** nếu có. Trên Colab, gắn Google Drive để
+# (fp16 với GradScaler, adapter ở fp32, gradient checkpointing, AdamW 8-bit, tổng LoRA gộp; trên GPU thêm kernel
+# của Liger, offload activation, phân đoạn mở rộng và SDPA không dùng cuDNN) rồi huấn luyện, **tiếp tục từ checkpoint mới nhất** nếu có. Trên Colab, gắn Google Drive để
 # checkpoint sống sót khi Colab ngắt kết nối.
 
 # %%

@@ -263,6 +263,22 @@ def test_fused_lora_sum_leaves_other_cases_to_peft(peft_4bit):
         assert rel_diff(plain, base) > 1e-3  # the adapters do change the output
 
 
+def test_fused_lora_sum_leaves_a_lora_bias_to_peft(tiny_model):
+    from course_utils.lora import fuse_lora_sum
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], lora_bias=True, task_type=TaskType.CAUSAL_LM)
+    model = get_peft_model(copy.deepcopy(tiny_model), config)
+    layer = model.base_model.model.model.layers[0].self_attn.q_proj
+    with torch.no_grad():
+        layer.lora_B["default"].weight.normal_(std=0.05)
+        layer.lora_B["default"].bias.normal_(std=0.05)
+    x = torch.randn(1, 5, layer.in_features)
+    expected = layer(x)
+    fuse_lora_sum(model)
+    out, calls = count_addmm(lambda: layer(x))
+    assert calls == 0 and torch.equal(out, expected)
+
+
 def test_build_trainer_fuses_when_asked(tmp_path):
     from course_utils.data import load_split
     from course_utils.models import load_model_and_tokenizer

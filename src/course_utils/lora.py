@@ -142,6 +142,8 @@ class FusedLoRASum:
                 or name not in self.lora_A or name in self.lora_variant or getattr(self, "fan_in_fan_out", False)):
             return super().forward(x, *args, **kwargs)
         lora_A, lora_B = self.lora_A[name], self.lora_B[name]
+        if lora_B.bias is not None:  # lora_bias=True: peft adds B's bias too
+            return super().forward(x, *args, **kwargs)
         device = x.device.type
         want = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else lora_A.weight.dtype
         if x.dtype != want:  # e.g. fp16 inputs, fp32 adapters, no autocast (generation): peft casts
