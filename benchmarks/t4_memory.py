@@ -331,18 +331,9 @@ def course_run(model_dir: str, max_length: int, batch: int, steps: int, changes:
 
 def offload_waits(args) -> bool:
     """Whether the trainer's activation offload copies to the CPU with a blocking copy (a sync per saved tensor)."""
-    import inspect
+    from course_utils.compat import offload_copies_wait
 
-    import torch
-    import transformers.modeling_utils as modeling_utils
-
-    from course_utils import compat
-
-    if not (args.activation_checkpointing_kwargs or {}).get("offload"):
-        return False
-    hooks = getattr(modeling_utils, "save_on_cpu", None)
-    return hooks is not compat.save_on_cpu_nonblocking and compat._offload_pack_blocks(
-        inspect.getsource(torch.autograd.graph.save_on_cpu))
+    return bool((args.activation_checkpointing_kwargs or {}).get("offload")) and offload_copies_wait()
 
 
 def spawn(args: list[str], result_path: str, env: dict | None = None, timeout: float = 420) -> dict:

@@ -155,7 +155,9 @@ def test_offload_without_waiting_patches_a_blocking_torch(monkeypatch):
 
     monkeypatch.setattr(compat, "_offload_pack_blocks", lambda source: True)
     monkeypatch.setattr(modeling_utils, "save_on_cpu", torch.autograd.graph.save_on_cpu)
+    assert compat.offload_copies_wait()
     assert compat.offload_without_waiting() is True
+    assert not compat.offload_copies_wait()
     assert modeling_utils.save_on_cpu is compat.save_on_cpu_nonblocking
     assert compat.offload_without_waiting() is False  # once is enough
 

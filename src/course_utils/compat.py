@@ -180,6 +180,17 @@ def save_on_cpu_nonblocking(pin_memory: bool = False, device_type: str = "cuda")
     return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
 
 
+def offload_copies_wait() -> bool:
+    """Whether transformers' activation offload, as set now, makes the CPU wait on each copy (see below)."""
+    import inspect
+
+    import torch
+    import transformers.modeling_utils as modeling_utils
+
+    return getattr(modeling_utils, "save_on_cpu", None) is not save_on_cpu_nonblocking and _offload_pack_blocks(
+        inspect.getsource(torch.autograd.graph.save_on_cpu))
+
+
 def offload_without_waiting() -> bool:
     """Make transformers' activation offload copy without waiting for the GPU; True when it changed anything.
 
@@ -191,15 +202,11 @@ def offload_without_waiting() -> bool:
     Guard: a torch whose save_on_cpu already copies without blocking (or a transformers without that import):
     nothing changed, a notice.
     """
-    import inspect
-
-    import torch
     import transformers.modeling_utils as modeling_utils
 
     if getattr(modeling_utils, "save_on_cpu", None) is save_on_cpu_nonblocking:
         return False
-    if not hasattr(modeling_utils, "save_on_cpu") or not _offload_pack_blocks(
-            inspect.getsource(torch.autograd.graph.save_on_cpu)):
+    if not hasattr(modeling_utils, "save_on_cpu") or not offload_copies_wait():
         warnings.warn("torch's save_on_cpu copies without blocking (or transformers no longer uses it): "
                       "compat.offload_without_waiting can go.", CompatNotice, stacklevel=2)
         return False

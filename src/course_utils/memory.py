@@ -129,7 +129,7 @@ class MemoryPlan:
 # With gradient checkpointing two moments compete for the peak, both with the checkpointed layer inputs alive: the
 # loss (the LM head's tiles) and the backward of one layer (its activations, recomputed). The plan counts the layer's
 # activations in full, and what the loss needs beyond them (usually nothing). Calibrated against the GPU benchmarks:
-# within a few percent from 2.048 to 32.768 tokens per batch (benchmarks/peers.py, calls A to D).
+# within a few percent from 2,048 to 32,768 tokens per batch (benchmarks/peers.py, calls A to D).
 
 
 def _per_token_bytes(config, profile, compute_bytes: int) -> tuple[int, int]:
