@@ -6,6 +6,9 @@
 #   bash benchmarks/gpu_session.sh install        # both stacks into /tmp/site-* (/tmp is kept between calls)
 #   bash benchmarks/gpu_session.sh qwen           # course vs Unsloth, Qwen2.5-7B shape, every workload
 #   bash benchmarks/gpu_session.sh diag           # a profiled step of each recipe, with the callers of each sync
+#   bash benchmarks/gpu_session.sh explore        # profiled: Qwen 2048x2 and Mistral 4096x1
+#   bash benchmarks/gpu_session.sh edge           # Mistral's course data; its 4096x1 with cuDNN attention; the plan's GPU edge
+#   bash benchmarks/gpu_session.sh lab            # the lab end to end under the cap, then resumed, on both 7B shapes
 #   bash benchmarks/gpu_session.sh mistral        # course vs Unsloth, Mistral/Vistral shape, and the course data
 #   bash benchmarks/gpu_session.sh boundary       # the plan's edge: a shape it accepts and one it refuses, run anyway
 #   bash benchmarks/gpu_session.sh smol GGUF      # SmolLM2's real weights in fp16; the sm_75 compile check
@@ -51,6 +54,19 @@ case "$PHASE" in
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
     peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS" --data-steps 11 --profile
     ;;
+  explore)  # session E (call E1): where the step goes now (profiled), Qwen 2048x2 and Mistral 4096x1
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
+    peers --families mistral --model-dir "$K/models/mistral" --shapes 4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
+    ;;
+  edge)  # Mistral's course-data row, then the plan's GPU edge at batch 2 (Qwen shape): 16384 x 2 ran in call D3
+    peers --families mistral --model-dir "$K/models/mistral" --data-shapes 1024x2 --workloads course-data --recipes course,unsloth --set "$LEVERS" --data-steps 10
+    peers --families mistral --model-dir "$K/models/mistral" --shapes 4096x1 --recipes course --workloads random --set '{"sdpa_cudnn": true}'
+    peers --families qwen --model-dir "$K/models/qwen" --shapes 17408x2,18432x2 --recipes course --workloads random --set "$LEVERS" --steps 2
+    ;;
+  lab)  # the lab end to end (evaluations, training, saving, reloading; then a resume) on both 7B shapes
+    python3 benchmarks/lab_gpu.py --profile t4 --family qwen --model-dir "$K/models/qwen" --out "$OUT/lab_gpu_qwen.json"
+    python3 benchmarks/lab_gpu.py --profile t4-vistral --family mistral --model-dir "$K/models/mistral" --out "$OUT/lab_gpu_vistral.json"
+    ;;
   mistral)
     peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --data-shapes 1024x2 --workloads random,course-data --recipes course,unsloth --set "$LEVERS" --data-steps 10 --budget-s ${BUDGET:-420}
     ;;
@@ -63,5 +79,5 @@ case "$PHASE" in
     seed sm75.json
     python3 benchmarks/sm75_check.py --model-dir "$K/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true}'
     ;;
-  *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|diag|mistral|boundary|smol GGUF" >&2; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|diag|explore|edge|lab|mistral|boundary|smol GGUF" >&2; exit 2 ;;
 esac

@@ -318,8 +318,14 @@ def course_run(model_dir: str, max_length: int, batch: int, steps: int, changes:
             if recipe == "textbook-fp32":
                 adapters_to_fp32(trainer.model)
         result["trainable_params"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-        # not a profile field: whether each copy of the activation offload made the CPU wait (compat)
+        # not profile fields: whether each copy of the activation offload made the CPU wait (compat), and whether
+        # SDPA got an explicit mask for a full batch because of the sliding window (compat.causal_skip_at_window)
         result["levers"]["offload_waits"] = offload_waits(trainer.args)
+        window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+        if window:
+            from course_utils.compat import window_mask_needed
+
+            result["levers"]["window_mask"] = window_mask_needed(max_length, window)
         trainer.train()
         return trainer
 

@@ -434,7 +434,7 @@ print(f"Với bộ tối ưu 8-bit (2 byte thay cho 8): {total * (2 + 4 + 2 + 2)
 # activation mà chương thực hành QLoRA bật thêm). Activation là đầu vào của mỗi lớp cộng activation của một lớp
 # được tính lại; khối logits chỉ được cộng phần vượt quá nó. Cách tính được kiểm bằng phép đo thật (xem chương thực
 # hành QLoRA). Ngân sách 14,5 GiB là phần dùng
-# được của một T4 16 GB; dòng "Cần" cộng thêm 10% cho bộ cấp phát bộ nhớ của PyTorch.
+# được của một T4 16 GB; dòng "Cần" cộng thêm 5% cho bộ cấp phát bộ nhớ của PyTorch (mức dự phòng đo được, chương 9).
 
 # %%
 from course_utils.memory import estimate_training_memory

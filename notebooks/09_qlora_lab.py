@@ -114,7 +114,7 @@ print("Thư mục kết quả:", run.output_dir)
 # đó, như với Qwen2.5) thì dùng mặt nạ trợ lý, nếu không thì chuyển dữ liệu sang dạng prompt – completion.
 #
 # Rồi `plan_memory` đọc `config.json` (vài KB) và độ dài thật của dữ liệu sau mẫu hội thoại, và cộng từng phần bộ nhớ
-# của một bước huấn luyện. Cấu hình vượt ngân sách của T4 (kể cả 10% dự phòng cho bộ cấp phát) bị từ chối ngay ở đây,
+# của một bước huấn luyện. Cấu hình vượt ngân sách của T4 (kể cả 5% dự phòng cho bộ cấp phát) bị từ chối ngay ở đây,
 # với thông báo nói phải giảm gì.
 
 # %%

@@ -92,3 +92,17 @@ def test_sync_sources_name_the_caller_of_each_sync():
     (top,) = syncs.top()
     assert top["count"] == 3 and top["where"].split(" <- ")[0].endswith("item_like")
     assert "test_sync_sources_name_the_caller_of_each_sync" in top["where"]
+
+
+def test_the_lab_gpu_script_runs_and_resumes(tiny_dir, tmp_path):
+    """benchmarks/lab_gpu.py on the tiny profile: a fresh lab run, then one that resumes from its last checkpoint."""
+    import subprocess
+
+    out = tmp_path / "lab_gpu.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks/lab_gpu.py"), "--profile", "tiny", "--steps", "2",
+                    "--out", str(out), "--work", str(tmp_path / "work")], check=True, cwd=tmp_path)
+    fresh, resumed = json.loads(out.read_text())["runs"]
+    assert fresh["status"] == resumed["status"] == "ok"
+    assert (fresh["steps"], fresh["resumed_from"]) == (2, None)
+    assert resumed["steps"] == 4 and resumed["resumed_from"].endswith("checkpoint-2")
+    assert fresh["reloaded_answers_identical"] and resumed["losses_finite"]

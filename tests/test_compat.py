@@ -178,3 +178,62 @@ def test_save_on_cpu_nonblocking_keeps_the_gradients(pin_memory):
 
     assert torch.equal(grad(compat.save_on_cpu_nonblocking(pin_memory=pin_memory, device_type="cpu")),
                        grad(torch.autograd.graph.save_on_cpu(pin_memory=pin_memory, device_type="cpu")))
+
+
+# ---------------------------------------------------------------- transformers: a sliding window as long as the batch
+
+def _unpatched(masking_utils):
+    """transformers' own function, also after the course loaded a model (which applies the workaround)."""
+    f = masking_utils._ignore_causal_mask_sdpa
+    return getattr(f, "__wrapped__", f)
+
+
+def _tiny_mistral(window: int):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    config = MistralConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, sliding_window=window,
+                           attn_implementation="sdpa")
+    return MistralForCausalLM(config).eval()
+
+
+def test_transformers_masks_a_batch_as_long_as_the_window(monkeypatch):
+    """transformers 5.23 builds an explicit mask at exactly the window's length (fails once upstream skips it)."""
+    from transformers import masking_utils
+
+    monkeypatch.setattr(masking_utils, "_ignore_causal_mask_sdpa", _unpatched(masking_utils))
+    assert compat.window_mask_needed(8, 8)
+    assert not compat.window_mask_needed(7, 8)
+
+
+def test_causal_skip_at_window_changes_the_mask_not_the_output(monkeypatch):
+    from transformers import masking_utils
+
+    monkeypatch.setattr(masking_utils, "_ignore_causal_mask_sdpa", _unpatched(masking_utils))
+    model = _tiny_mistral(window=8)
+    ids = torch.randint(0, 64, (2, 8))
+    masked = model(ids).logits
+    calls = []
+    original_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("attn_mask") is None and kwargs.get("is_causal"))
+        return original_sdpa(*args, **kwargs)
+
+    assert compat.causal_skip_at_window() is True
+    assert compat.causal_skip_at_window() is False  # once is enough
+    assert not compat.window_mask_needed(8, 8)
+    assert compat.window_mask_needed(9, 8)  # longer than the window: the mask hides keys, so it stays
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    causal = model(ids).logits
+    assert calls and all(calls)  # every layer took SDPA's causal path, no mask
+    torch.testing.assert_close(causal, masked, rtol=1e-5, atol=1e-5)
+    # past the window the mask is real: the output must still differ from plain causal attention
+    longer = torch.randint(0, 64, (1, 12))
+    calls.clear()
+    windowed = model(longer).logits
+    assert calls and not any(calls)
+    full = _tiny_mistral(window=None)
+    full.load_state_dict(model.state_dict())
+    assert not torch.allclose(windowed[:, 8:], full(longer).logits[:, 8:])

@@ -28,6 +28,15 @@ def test_gated_model_token(monkeypatch):
     assert get_hf_token(get_profile("t4")) is None  # and none is asked for
 
 
+def test_gated_profile_on_a_local_copy_asks_no_token(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("getpass.getpass", lambda *a, **k: pytest.fail("asked for a token"))
+    local = get_profile("t4-vistral").replace(model_id=str(tmp_path))
+    assert get_hf_token(local) is None
+    with pytest.raises(EnvironmentProblem):  # the hub id still needs one
+        get_hf_token(get_profile("t4-vistral"), prompt=False)
+
+
 def test_hub_path_on_a_local_directory(tiny_dir, monkeypatch):
     """The t4 profile's loader, pointed at a local model directory instead of the hub id."""
     import bitsandbytes as bnb

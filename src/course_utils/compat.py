@@ -212,3 +212,46 @@ def offload_without_waiting() -> bool:
         return False
     modeling_utils.save_on_cpu = save_on_cpu_nonblocking
     return True
+
+
+# ---------------------------------------------------------------- transformers: a sliding window as long as the batch
+
+def window_mask_needed(kv_length: int, window: int) -> bool:
+    """Whether transformers 5.23 builds an explicit SDPA mask for a causal batch with no padding and `window`."""
+    from transformers import masking_utils
+
+    return not masking_utils._ignore_causal_mask_sdpa(None, kv_length, kv_length, 0, 0, window)
+
+
+def causal_skip_at_window() -> bool:
+    """Let SDPA's is_causal path take a batch exactly as long as the sliding window; True when it changed anything.
+
+    Upstream: transformers 5.23 `masking_utils._ignore_causal_mask_sdpa` keeps the explicit mask when
+    `kv_length >= local_attention_size`
+    (https://github.com/huggingface/transformers/blob/main/src/transformers/masking_utils.py, still so on main,
+    checked 2026-12-03; no upstream issue found). A sliding window of W tokens hides key j from query i only when
+    i - j >= W, which needs more than W tokens: at exactly W (Vistral/Mistral-7B, window 4096, at max_length 4096)
+    the mask hides nothing, yet it is built (W x W) and forces SDPA off its fused causal kernels.
+    The patch skips the mask in that one case only: no cache offset (training, a prompt), query as long as the keys.
+    Guard: a transformers that already skips there (or lacks the function): nothing changed, a notice.
+    """
+    from transformers import masking_utils
+
+    original = getattr(masking_utils, "_ignore_causal_mask_sdpa", None)
+    if original is None or getattr(original, "_course_patched", False):
+        return False
+    if not window_mask_needed(8, 8):
+        warnings.warn("transformers already skips the SDPA mask when the batch is as long as the sliding window: "
+                      "compat.causal_skip_at_window can go.", CompatNotice, stacklevel=2)
+        return False
+
+    def skip(padding_mask, q_length, kv_length, q_offset, kv_offset, local_attention_size=None):
+        if (local_attention_size is not None and kv_length == local_attention_size == q_length
+                and isinstance(q_offset, int) and q_offset == 0 and kv_offset == 0):
+            local_attention_size = None  # the window hides nothing: as if there were none
+        return original(padding_mask, q_length, kv_length, q_offset, kv_offset, local_attention_size)
+
+    skip._course_patched = True
+    skip.__wrapped__ = original
+    masking_utils._ignore_causal_mask_sdpa = skip
+    return True

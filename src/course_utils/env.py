@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from .errors import CourseError
 
@@ -72,8 +73,8 @@ def get_hf_token(profile, prompt: bool = True) -> str | None:
 
     The token is returned, never printed or written anywhere.
     """
-    if not profile.gated:  # a token is still used when there is one (another model id may be gated)
-        return os.environ.get("HF_TOKEN") or None
+    if not profile.gated or Path(profile.model_id).is_dir():  # a local copy needs no token
+        return os.environ.get("HF_TOKEN") or None  # still used when there is one (another model id may be gated)
     token = stored_hf_token()
     if not token and prompt:
         from getpass import getpass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -125,10 +126,13 @@ def load_model_and_tokenizer(profile: Profile, quantize: bool = True, token: str
     """
     from transformers import AutoModelForCausalLM
 
-    from .compat import keep_cpu_4bit_trainable
+    from .compat import CompatNotice, causal_skip_at_window, keep_cpu_4bit_trainable
 
     check_gpu(profile)
     apply_cuda_settings(profile)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompatNotice)  # a transformers with the fix: nothing to do
+        causal_skip_at_window()  # Mistral/Vistral at max_length == its sliding window: SDPA's causal kernels
     if token is None:
         token = get_hf_token(profile)
     kwargs = {"dtype": getattr(torch, profile.dtype), "token": token}

@@ -114,6 +114,8 @@ def lever_name(row: dict) -> str:
         names.append(n)
     if levers.get("sdpa_cudnn") is False:
         names.append("SDPA không cuDNN")
+    if levers.get("window_mask"):
+        names.append("mặt nạ cửa sổ trượt")  # before compat.causal_skip_at_window (call D3)
     if levers.get("optim", "paged_adamw_8bit") != "paged_adamw_8bit":
         names.append(levers["optim"])
     return " + ".join(names) or "không đòn bẩy nào"
@@ -162,9 +164,23 @@ def waiting_offload_pairs() -> list[tuple[dict, dict]]:
             and all(c["levers"].get(k) == v for k, v in waiting.items()) and (u := _unsloth_of(c, runs))]
 
 
-def boundary_rows() -> list[dict]:
-    """The course rows run at the memory plan's edge (gpu_session.sh boundary): Qwen2.5-7B shape, 2 steps."""
-    return [r for r in _ok_runs() if r["recipe"] == "course" and r["family_arg"] == "qwen" and r["max_length"] >= 8192]
+def window_mask_pairs() -> list[tuple[dict, dict]]:
+    """(course row, Unsloth row) where SDPA got the sliding window's explicit mask: Mistral at 4096 tokens, call D3,
+    before compat.causal_skip_at_window."""
+    runs = _ok_runs()
+    return [(c, u) for c in runs if c["recipe"] == "course" and c["levers"].get("window_mask")
+            and (u := _unsloth_of(c, runs))]
+
+
+def edge_rows() -> list[dict]:
+    """Course rows at the memory plan's edge that ran or ran out of memory (Qwen2.5-7B shape, 8192 tokens and up)."""
+    return [r for r in load("peers")["runs"] if r["recipe"] == "course" and r["family_arg"] == "qwen"
+            and r["max_length"] >= 8192 and r.get("status") in ("ok", "oom")]
+
+
+def lab_gpu() -> dict:
+    """benchmarks/lab_gpu.py: the lab end to end under the cap (a fresh run, then a resumed one)."""
+    return load("lab_gpu")
 
 
 def max_loss_gap(a: dict, b: dict) -> float:

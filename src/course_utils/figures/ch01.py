@@ -42,7 +42,7 @@ def library_constant(module: str, name: str):
 def figures() -> dict:
     from ..configs import count_lora_params, parameter_counts, qwen25_7b_config, vistral_7b_config
     from ..data import SPLITS, load_split
-    from ..memory import GIB, RESERVE_MARGIN, estimate_training_memory, weight_memory
+    from ..memory import GIB, estimate_training_memory, weight_memory
     from ..profiles import get_profile
 
     cfg = qwen25_7b_config()
@@ -79,7 +79,7 @@ def figures() -> dict:
     # the memory table of the t4 profile
     f["ngân sách T4 (GiB)"] = t4.memory_budget_gib
     f["bộ nhớ của T4 (GB)"] = T4_MEMORY_GB
-    f["dư cho bộ cấp phát (%)"] = round(100 * (RESERVE_MARGIN - 1))
+    f["dư cho bộ cấp phát (%)"] = round(100 * (estimate_training_memory(cfg, t4).margin - 1))
     for method in ("full", "lora", "qlora"):
         plan = estimate_training_memory(cfg, t4, method=method)
         for part, value in plan.parts.items():

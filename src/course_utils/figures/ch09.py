@@ -19,6 +19,7 @@ MIB = 2**20
 COLAB_FREE_RAM_GB = 12.7  # RAM of a free Colab session, as Colab reports it (shared/notes/t4-memory.md)
 UNSLOTH_T4_PEAK_RESERVED_GIB = 7.89  # Unsloth's Qwen2.5-7B T4 notebook: max_memory_reserved() / 1024**3
 OLD_LAYER_PEAK_FRACTION = 0.56  # the plan's share of one layer's activations before call D3 (git history of memory.py)
+OLD_RESERVE_MARGIN = 1.10  # the plan's allocator margin before call E2 (git history of memory.py)
 ALPACA_MEAN_TOKENS = (150, 400)  # the range assumed for Unsloth's Alpaca sequences (its token count is not published)
 
 
@@ -72,7 +73,9 @@ def figures() -> dict[str, float]:
         "adapter t4 ở fp32 (MiB)": 4 * n_adapter / MIB,
         "kế hoạch t4, 1024 × 2 (GiB)": plan.total / GIB,
         "kế hoạch: sai số cho phép so với đo (%)": 100 * CALIBRATION_TOLERANCE,
-        "kế hoạch: dự phòng cho bộ cấp phát (%)": round(100 * (RESERVE_MARGIN - 1)),
+        "kế hoạch: dự phòng cho bộ cấp phát (%)": round(100 * (plan.margin - 1)),
+        "kế hoạch: dự phòng khi không có phân đoạn mở rộng (%)": round(100 * (RESERVE_MARGIN - 1)),
+        "Qwen2.5-7B: embedding (GiB)": parameter_counts(q)["embed_tokens"] * 2 / GIB,
         "prepare_model_for_kbit_training: embedding + lm_head thêm (GiB)":
             2 * parameter_counts(q)["embed_tokens"] * 2 / GIB,
         "offload t4, 1024 × 2 (GiB RAM)": offloaded_bytes(q, t4) / GIB,
@@ -131,17 +134,35 @@ def figures() -> dict[str, float]:
         f["tổng LoRA gộp: loss lệch nhiều nhất (%)"] = max(results.max_loss_gap(on, off) for on, off in fused.values())
         f |= {f"{call}: hiện tại ÷ không gộp, token/s": on["tokens_per_s"] / off["tokens_per_s"]
               for call, (on, off) in fused.items()}
-        for r in results.boundary_rows():
+        for r in results.edge_rows():
             edge = t4.replace(max_length=r["max_length"], per_device_train_batch_size=r["batch"], lora_dropout=0.0)
             edge_plan = estimate_training_memory(q, edge)
             key = f"biên {r['max_length']}x{r['batch']}"
             f |= {f"{key}: cấp phát": r["peak_allocated_gib"], f"{key}: dự trữ": r["peak_reserved_gib"],
                   f"{key}: kế hoạch (GiB)": edge_plan.total / GIB, f"{key}: cần (GiB)": edge_plan.needed_bytes / GIB,
                   f"{key}: offload (GiB RAM)": edge_plan.offloaded_bytes / GIB,
+                  f"{key}: dự trữ ÷ kế hoạch": r["peak_reserved_gib"] * GIB / edge_plan.total,
                   f"{key}: kế hoạch thấp hơn đo (%)": 100 * (1 - edge_plan.total / GIB / r["peak_allocated_gib"]),
                   # the plan of the run's own code (recorded in the row): the calibration before call D3
                   f"{key}: kế hoạch cũ thấp hơn đo (%)": 100 * (1 - r["plan_total_gib"] / r["peak_allocated_gib"])}
+        f |= {f"mặt nạ cửa sổ {c['call']} {c['max_length']}x{c['batch']}: token/s ÷": c["tokens_per_s"] / u["tokens_per_s"]
+              for c, u in results.window_mask_pairs()}
+        for r in results.load("peers")["runs"]:  # call E2: Mistral 4096 x 1 with cuDNN's attention, no Unsloth row
+            if r.get("call") == "E2" and r["recipe"] == "course" and r["levers"].get("sdpa_cudnn"):
+                f["E2 Mistral 4096x1 cuDNN: token/s"] = r["tokens_per_s"]
+        lab = results.lab_gpu()
+        for run in lab["runs"]:
+            key = f"lab GPU {run['label']}"
+            f |= {f"{key}: cấp phát": run["peak_allocated_gib"], f"{key}: dự trữ": run["peak_reserved_gib"],
+                  f"{key}: giây": run["wall_s"], f"{key}: bước": run["steps"], f"{key}: kế hoạch": run["plan_gib"]}
+        first, resumed = lab["runs"]
+        f["lab GPU: đỉnh lần tiếp tục − lần đầu (GiB)"] = resumed["peak_allocated_gib"] - first["peak_allocated_gib"]
+        f["lab GPU: đỉnh ÷ kế hoạch, lần đầu"] = first["peak_allocated_gib"] / first["plan_gib"]
+        f["lab GPU: đỉnh ÷ kế hoạch, lần tiếp tục"] = resumed["peak_allocated_gib"] / resumed["plan_gib"]
         f["kế hoạch cũ: phần activation một lớp (%)"] = 100 * OLD_LAYER_PEAK_FRACTION
+        f["kế hoạch trước E2: dự phòng (%)"] = round(100 * (OLD_RESERVE_MARGIN - 1))
+        edges = sorted(r["max_length"] for r in results.edge_rows() if r["batch"] == 2)
+        f["biên: bước giữa hai độ dài cuối (token)"] = edges[-1] - edges[-2]
         f["hiệu chỉnh trước D3: token mỗi batch lớn nhất"] = max(
             r["max_length"] * r["batch"] for r in results.load("peers")["runs"]
             if r["recipe"] == "course" and r.get("status") == "ok" and r["call"] < "D3")
@@ -160,6 +181,16 @@ def figures() -> dict[str, float]:
             key = f"#{i} bước đo {x['row']['call']} {x['name']} {x['row']['workload']}"
             f |= {f"{key}: {k}": x[k] for k in ("wall_s", "gpu_busy_s", "busy_share", "kernels", "syncs",
                                                "cudnn_attention_cpu_s")}
+        for x in results.profiled_rows():  # call E1, the current recipe: attention, NF4 dequant, named syncs
+            r = x["row"]
+            if r["call"] == "E1":
+                who = "Unsloth" if r["recipe"] == "unsloth" else "khóa học"
+                prof = r["profile"]
+                key = f"bước đo E1 {r['family_arg']} {who}"
+                f[f"{key}: attention (ms)"] = results._gpu_ms(prof, "cudnn" if who == "Unsloth" else "flash")
+                f[f"{key}: giải lượng tử (ms)"] = results._gpu_ms(prof, "_nf4_dequant" if who == "Unsloth"
+                                                                  else "kDequantize")
+                f[f"{key}: đồng bộ có tên"] = sum(s["count"] for s in prof.get("sync_sources", []))
         f["trạng thái AdamW 8-bit của adapter t4 (MB)"] = estimate_training_memory(q, get_profile("t4")).parts[
             "optimizer"] / 1e6
         # peft's LoRA passes over the outputs, at the shape of call B3 (Qwen2.5-7B 2048 x 2, x 4 accumulation)
