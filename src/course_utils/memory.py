@@ -18,7 +18,7 @@ NF4_BLOCK = 64
 DQ_BLOCK = 256
 # Peak *reserved* memory runs above peak *allocated* memory (the caching allocator's blocks): the verdict keeps this
 # margin over the plan. Measured (benchmarks/results/peers.json, every course row): reserved / plan at most 1.052
-# without expandable segments, 1.047 with them; and at batch 2, 17408 tokens ran (1.038) while 18432 ran out of
+# without expandable segments, 1.047 with them; and at batch 2, max_length 17408 ran (1.038) while 18432 ran out of
 # memory (plan 14.25 GiB, so any margin above 1.018 refuses it). tests/test_memory.py keeps both true.
 RESERVE_MARGIN = 1.06
 EXPANDABLE_RESERVE_MARGIN = 1.05  # the profile's expandable_segments: one growing segment, less left unused
