@@ -54,7 +54,8 @@ case "$PHASE" in
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
     peers --families qwen --model-dir "$K/models/qwen" --data-shapes 1024x2 --recipes course,unsloth --workloads course-data --set "$LEVERS" --data-steps 11 --profile
     ;;
-  explore)  # session E (call E1): where the step goes now (profiled), Qwen 2048x2 and Mistral 4096x1
+  explore)  # where the step goes now (profiled), Qwen 2048x2 and Mistral 4096x1 (call E1, which also ran the dropped
+            # side-stream offload rows)
     peers --families qwen --model-dir "$K/models/qwen" --shapes 2048x2 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
     peers --families mistral --model-dir "$K/models/mistral" --shapes 4096x1 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
     ;;
