@@ -9,6 +9,8 @@
 #   bash benchmarks/gpu_session.sh explore        # profiled: Qwen 2048x2 and Mistral 4096x1
 #   bash benchmarks/gpu_session.sh edge           # Mistral's course data; its 4096x1 with cuDNN attention; the plan's GPU edge
 #   bash benchmarks/gpu_session.sh lab            # the lab end to end under the cap, then resumed, on both 7B shapes
+#   bash benchmarks/gpu_session.sh vistral        # the lab alone on the Mistral/Vistral shape
+#   bash benchmarks/gpu_session.sh small          # profiled: Mistral 1024x2, course and Unsloth
 #   bash benchmarks/gpu_session.sh mistral        # course vs Unsloth, Mistral/Vistral shape, and the course data
 #   bash benchmarks/gpu_session.sh boundary       # the plan's edge: a shape it accepts and one it refuses, run anyway
 #   bash benchmarks/gpu_session.sh smol GGUF      # SmolLM2's real weights in fp16; the sm_75 compile check
@@ -68,6 +70,12 @@ case "$PHASE" in
     python3 benchmarks/lab_gpu.py --profile t4 --family qwen --model-dir "$K/models/qwen" --out "$OUT/lab_gpu_qwen.json"
     python3 benchmarks/lab_gpu.py --profile t4-vistral --family mistral --model-dir "$K/models/mistral" --out "$OUT/lab_gpu_vistral.json"
     ;;
+  vistral)  # the lab on the Mistral/Vistral shape alone (call E3 ran out of time after its training)
+    python3 benchmarks/lab_gpu.py --profile t4-vistral --family mistral --model-dir "$K/models/mistral" --out "$OUT/lab_gpu_vistral.json"
+    ;;
+  small)  # profiled: Mistral 1024x2, the widest gap to Unsloth (0.75x in call D3)
+    peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2 --recipes course,unsloth --workloads random --set "$LEVERS" --steps 6 --profile
+    ;;
   mistral)
     peers --families mistral --model-dir "$K/models/mistral" --shapes 1024x2,2048x2,4096x1 --data-shapes 1024x2 --workloads random,course-data --recipes course,unsloth --set "$LEVERS" --data-steps 10 --budget-s ${BUDGET:-420}
     ;;
@@ -80,5 +88,5 @@ case "$PHASE" in
     seed sm75.json
     python3 benchmarks/sm75_check.py --model-dir "$K/models/qwen" --out "$OUT/sm75.json" --set '{"use_liger_kernel": true}'
     ;;
-  *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|diag|explore|edge|lab|mistral|boundary|smol GGUF" >&2; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_session.sh install|qwen|diag|explore|edge|lab|vistral|small|mistral|boundary|smol GGUF" >&2; exit 2 ;;
 esac

@@ -141,18 +141,33 @@ def _gpu_add_unsloth() -> float:
     return results._gpu_ms(u["row"]["profile"], "CUDAFunctor_add")
 
 
-def test_the_lab_ran_on_the_gpu_as_the_chapter_says():
-    """benchmarks/lab_gpu.py on the GPU (profile t4, random Qwen2.5-7B shape): both runs finished, the second resumed
-    from the first one's last checkpoint, the reloaded adapter answered the same, and the peaks stayed in budget."""
+@pytest.mark.parametrize("profile", ["t4", "t4-vistral"])
+def test_the_lab_ran_on_the_gpu_as_the_chapter_says(profile):
+    """benchmarks/lab_gpu.py on the GPU (random Qwen2.5-7B or Mistral/Vistral shape): both runs finished, the second
+    resumed from the first one's last checkpoint, the reloaded adapter answered the same, and the peaks stayed in
+    budget."""
     from course_utils.profiles import get_profile
 
-    lab = results.lab_gpu()
-    assert lab["profile"] == "t4" and lab["cap_gib"] == get_profile("t4").memory_budget_gib
+    lab = results.lab_gpu(profile)
+    assert lab["profile"] == profile and lab["cap_gib"] == get_profile(profile).memory_budget_gib
     fresh, resumed = lab["runs"]
     assert fresh["status"] == resumed["status"] == "ok"
     assert resumed["resumed_from"].endswith(f"checkpoint-{fresh['steps']}") and resumed["steps"] == fresh["steps"] + 2
     assert all(r["reloaded_answers_identical"] and r["losses_finite"] for r in (fresh, resumed))
     assert max(r["peak_reserved_gib"] for r in (fresh, resumed)) < lab["cap_gib"]
+
+
+@pytest.mark.parametrize("profile, config", [("t4", "qwen25_7b_config"), ("t4-vistral", "vistral_7b_config")])
+def test_the_resumed_lab_run_peaks_one_fp16_embedding_higher(profile, config):
+    """What the chapter says of the resumed run on the GPU: its peak is the fresh run's plus one fp16 copy of the
+    model's embedding matrix (to 2%), on both shapes."""
+    from course_utils import configs
+    from course_utils.configs import parameter_counts
+    from course_utils.memory import GIB
+
+    fresh, resumed = results.lab_gpu(profile)["runs"]
+    embedding = parameter_counts(getattr(configs, config)())["embed_tokens"] * 2 / GIB
+    assert resumed["peak_allocated_gib"] - fresh["peak_allocated_gib"] == pytest.approx(embedding, rel=0.02)
 
 
 def test_the_window_mask_rows():
@@ -161,3 +176,26 @@ def test_the_window_mask_rows():
             and r["max_length"] == 4096 and r.get("status") == "ok"]
     assert {(r["call"], bool(r["levers"].get("window_mask"))) for r in runs} >= {("D3", True), ("E1", False)}
     assert [c["call"] for c, _ in results.window_mask_pairs()] == ["D3"]
+
+
+def test_emptying_the_cache_before_each_backward_reserved_more():
+    """Call F1: the lever tried and removed; at both Qwen shapes it reserved more than the recipe of the same call,
+    and at 2048 x 2 it was slower."""
+    f1 = [r for r in results.load("peers")["runs"] if r.get("call") == "F1" and r["recipe"] == "course"]
+    by = {(r["max_length"], r["levers"].get("empty_cache_before_backward", False)): r for r in f1}
+    for shape in (2048, 4096):
+        assert by[(shape, True)]["peak_reserved_gib"] > by[(shape, False)]["peak_reserved_gib"]
+        assert by[(shape, True)]["peak_allocated_gib"] == pytest.approx(by[(shape, False)]["peak_allocated_gib"], rel=0.01)
+    assert by[(2048, True)]["tokens_per_s"] < by[(2048, False)]["tokens_per_s"]
+
+
+def test_the_gpu_busy_ratios_the_chapter_reads_for_a_t4():
+    """The current recipe's profiled steps (E1, F2): Unsloth's GPU is busy less than the course's, with or without
+    the attention kernels, and the GPU is idle for most of the small shape's step (the CPU bound)."""
+    pairs = {(x["row"]["call"], x["row"]["family_arg"], x["row"]["max_length"]): x for x in results.busy_pairs()}
+    assert set(pairs) == {("E1", "qwen", 2048), ("E1", "mistral", 4096), ("F2", "mistral", 1024)}
+    for x in pairs.values():
+        assert 0.8 < x["busy_ratio"] < 1 and 0.8 < x["busy_ratio_without_attention"] < 1
+        assert 0 < x["attention_unsloth_s"] < x["attention_course_s"]
+    small = pairs[("F2", "mistral", 1024)]
+    assert small["busy_course_s"] / small["row"]["profile"]["wall_s"] < 0.5

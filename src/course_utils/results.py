@@ -34,7 +34,7 @@ def _gib(x: float) -> str:
 
 LEVER_NAMES = {"use_liger_kernel": "Liger", "offload_activations": "offload", "padding_free": "không đệm",
                "compile_layers": "biên dịch", "expandable_segments": "phân đoạn mở rộng",
-               "lora_fused_sum": "tổng LoRA gộp"}
+               "lora_fused_sum": "tổng LoRA gộp", "empty_cache_before_backward": "xả bộ đệm trước backward"}
 # compile levers tried and removed: session B's (texts) and call C1's (True: each layer's forward inside the
 # checkpoint, which compiled no graph on the GPU stack, chapter 9)
 COMPILE_KINDS = {"layers": "biên dịch cả lớp", "blocks": "biên dịch từng khối",
@@ -178,9 +178,13 @@ def edge_rows() -> list[dict]:
             and r["max_length"] >= 8192 and r.get("status") in ("ok", "oom")]
 
 
-def lab_gpu() -> dict:
-    """benchmarks/lab_gpu.py: the lab end to end under the cap (a fresh run, then a resumed one)."""
-    return load("lab_gpu")
+LAB_GPU = {"t4": "lab_gpu", "t4-vistral": "lab_gpu_vistral"}
+
+
+def lab_gpu(profile: str = "t4") -> dict:
+    """benchmarks/lab_gpu.py: the lab end to end under the cap (a fresh run, then a resumed one), profile t4 (random
+    Qwen2.5-7B shape, call E3) or t4-vistral (random Mistral/Vistral shape, call F2)."""
+    return load(LAB_GPU[profile])
 
 
 def max_loss_gap(a: dict, b: dict) -> float:
@@ -264,6 +268,31 @@ def profiled_rows() -> list[dict]:
                     "kernels": p["kernels"], "syncs": p["syncs"],
                     "cudnn_attention_cpu_s": _cpu_ms(p, "_cudnn_attention") / 1e3,
                     "stream_sync_cpu_s": _cpu_ms(p, "cudaStreamSynchronize") / 1e3})
+    return out
+
+
+# attention kernels in a profile: PyTorch's FlashAttention (the course on the H200), cuDNN's (Unsloth there)
+ATTENTION_KERNELS = ("pytorch_flash", "cudnn_generated_fort_native_sdpa")
+
+
+def busy_pairs() -> list[dict]:
+    """The current recipe's profiled rows with Unsloth's of the same call and shape: GPU busy seconds per step, and
+    the attention kernels' share of it (neither runs on a T4, whose SDPA takes its memory-efficient kernel)."""
+    rows = [x for x in profiled_rows() if x["row"]["workload"] == "random"]
+    key = ("call", "family_arg", "max_length", "batch")
+    out = []
+    for c in rows:
+        if c["row"]["recipe"] != "course" or not _is_profile_recipe(c["row"]):
+            continue
+        u = next((u for u in rows if u["row"]["recipe"] == "unsloth"
+                  and all(u["row"][k] == c["row"][k] for k in key)), None)
+        if u is None:
+            continue
+        att = [sum(_gpu_ms(x["row"]["profile"], a) for a in ATTENTION_KERNELS) / 1e3 for x in (c, u)]
+        out.append({"row": c["row"], "busy_course_s": c["gpu_busy_s"], "busy_unsloth_s": u["gpu_busy_s"],
+                    "attention_course_s": att[0], "attention_unsloth_s": att[1],
+                    "busy_ratio": u["gpu_busy_s"] / c["gpu_busy_s"],
+                    "busy_ratio_without_attention": (u["gpu_busy_s"] - att[1]) / (c["gpu_busy_s"] - att[0])})
     return out
 
 

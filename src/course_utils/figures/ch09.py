@@ -150,15 +150,19 @@ def figures() -> dict[str, float]:
         for r in results.load("peers")["runs"]:  # call E2: Mistral 4096 x 1 with cuDNN's attention, no Unsloth row
             if r.get("call") == "E2" and r["recipe"] == "course" and r["levers"].get("sdpa_cudnn"):
                 f["E2 Mistral 4096x1 cuDNN: token/s"] = r["tokens_per_s"]
-        lab = results.lab_gpu()
-        for run in lab["runs"]:
-            key = f"lab GPU {run['label']}"
-            f |= {f"{key}: cấp phát": run["peak_allocated_gib"], f"{key}: dự trữ": run["peak_reserved_gib"],
-                  f"{key}: giây": run["wall_s"], f"{key}: bước": run["steps"], f"{key}: kế hoạch": run["plan_gib"]}
-        first, resumed = lab["runs"]
-        f["lab GPU: đỉnh lần tiếp tục − lần đầu (GiB)"] = resumed["peak_allocated_gib"] - first["peak_allocated_gib"]
-        f["lab GPU: đỉnh ÷ kế hoạch, lần đầu"] = first["peak_allocated_gib"] / first["plan_gib"]
-        f["lab GPU: đỉnh ÷ kế hoạch, lần tiếp tục"] = resumed["peak_allocated_gib"] / resumed["plan_gib"]
+        for name in results.LAB_GPU:  # the lab end to end on the GPU: Qwen shape (call E3), Vistral shape (F2)
+            lab = results.lab_gpu(name)
+            tag = "" if name == "t4" else " Vistral"
+            for run in lab["runs"]:
+                key = f"lab GPU{tag} {run['label']}"
+                f |= {f"{key}: cấp phát": run["peak_allocated_gib"], f"{key}: dự trữ": run["peak_reserved_gib"],
+                      f"{key}: giây": run["wall_s"], f"{key}: bước": run["steps"], f"{key}: kế hoạch": run["plan_gib"]}
+            first, resumed = lab["runs"]
+            f[f"lab GPU{tag}: đỉnh lần tiếp tục − lần đầu (GiB)"] = (resumed["peak_allocated_gib"]
+                                                                    - first["peak_allocated_gib"])
+            f[f"lab GPU{tag}: đỉnh ÷ kế hoạch, lần đầu"] = first["peak_allocated_gib"] / first["plan_gib"]
+            f[f"lab GPU{tag}: đỉnh ÷ kế hoạch, lần tiếp tục"] = resumed["peak_allocated_gib"] / resumed["plan_gib"]
+        f["Vistral-7B: embedding (GiB)"] = parameter_counts(vistral_7b_config())["embed_tokens"] * 2 / GIB
         f["kế hoạch cũ: phần activation một lớp (%)"] = 100 * OLD_LAYER_PEAK_FRACTION
         f["kế hoạch trước E2: dự phòng (%)"] = round(100 * (OLD_RESERVE_MARGIN - 1))
         edges = sorted(r["max_length"] for r in results.edge_rows() if r["batch"] == 2)
@@ -191,6 +195,12 @@ def figures() -> dict[str, float]:
                 f[f"{key}: giải lượng tử (ms)"] = results._gpu_ms(prof, "_nf4_dequant" if who == "Unsloth"
                                                                   else "kDequantize")
                 f[f"{key}: đồng bộ có tên"] = sum(s["count"] for s in prof.get("sync_sources", []))
+        for x in results.busy_pairs():  # the current recipe's profiled steps (E1, F2): GPU busy, course vs Unsloth
+            r = x["row"]
+            key = f"GPU bận {r['call']} {r['family_arg']} {r['max_length']}x{r['batch']}"
+            f |= {f"{key}: {k}": x[k] for k in ("busy_course_s", "busy_unsloth_s", "attention_course_s",
+                                               "attention_unsloth_s", "busy_ratio", "busy_ratio_without_attention")}
+            f[f"{key}: bước đo, GPU bận (%)"] = 100 * x["busy_course_s"] / r["profile"]["wall_s"]
         f["trạng thái AdamW 8-bit của adapter t4 (MB)"] = estimate_training_memory(q, get_profile("t4")).parts[
             "optimizer"] / 1e6
         # peft's LoRA passes over the outputs, at the shape of call B3 (Qwen2.5-7B 2048 x 2, x 4 accumulation)
@@ -203,6 +213,7 @@ def figures() -> dict[str, float]:
               "LoRA của peft: thêm mỗi bước B3 (GB)": extra / 1e9,
               "H200: băng thông (TB/s)": speed.H200_BANDWIDTH_GBS / 1000,
               "T4: băng thông (GB/s)": speed.T4_BANDWIDTH_GBS,
+              "H200 ÷ T4: băng thông (lần)": speed.H200_BANDWIDTH_GBS / speed.T4_BANDWIDTH_GBS,
               "LoRA của peft: giây mỗi bước trên H200": extra / (speed.H200_BANDWIDTH_GBS * 1e9),
               "B3: chênh lệch mỗi bước (s)": step_tokens / c["tokens_per_s"] - step_tokens / u["tokens_per_s"],
               "LoRA của peft: giây mỗi bước trên T4": extra / (speed.T4_BANDWIDTH_GBS * 1e9),
