@@ -237,3 +237,57 @@ def test_causal_skip_at_window_changes_the_mask_not_the_output(monkeypatch):
     full = _tiny_mistral(window=None)
     full.load_state_dict(model.state_dict())
     assert not torch.allclose(windowed[:, 8:], full(longer).logits[:, 8:])
+
+
+def _embeddings_alive() -> int:
+    import gc
+
+    gc.collect()
+    return sum(isinstance(o, torch.nn.Embedding) for o in gc.get_objects())
+
+
+def test_an_8bit_optimizer_keeps_the_embedding_alive_until_released(tmp_path):
+    """transformers registers the model's embeddings with bitsandbytes' global manager, which keeps them after the
+    model is gone (upstream behaviour); release_optim_overrides drops them."""
+    from bitsandbytes.optim import GlobalOptimManager
+    from trl import SFTConfig, SFTTrainer
+
+    from course_utils.data import to_training_dataset
+    from course_utils.train import lora_config
+
+    compat.release_optim_overrides()
+    before = _embeddings_alive()
+    model, tok = _tiny_4bit()
+    compat.keep_cpu_4bit_trainable(model)
+    trainer = SFTTrainer(model=model, processing_class=tok, peft_config=lora_config(TINY),
+                         train_dataset=to_training_dataset(load_split("train")[:4]),
+                         args=SFTConfig(output_dir=str(tmp_path), report_to="none", max_steps=1, bf16=False,
+                                        optim="adamw_8bit"))
+    trainer.create_optimizer()
+    triples = GlobalOptimManager.get_instance().module_weight_config_triple
+    assert [type(t[0]) for t in triples] == [torch.nn.Embedding]  # upstream: the model's embedding, registered
+    del trainer, model
+    assert _embeddings_alive() == before + 1  # upstream: the model is gone, its embedding is not
+    assert compat.release_optim_overrides() == 1 and triples == []
+    assert _embeddings_alive() == before
+
+
+def test_release_optim_overrides_drops_only_the_given_model():
+    from bitsandbytes.optim import GlobalOptimManager
+
+    compat.release_optim_overrides()
+    mine, other = torch.nn.Sequential(torch.nn.Embedding(4, 2)), torch.nn.Sequential(torch.nn.Embedding(4, 2))
+    manager = GlobalOptimManager.get_instance()
+    for model in (mine, other):
+        manager.register_module_override(model[0], "weight", {"optim_bits": 32})
+    assert compat.release_optim_overrides(mine) == 1
+    assert [t[0] for t in manager.module_weight_config_triple] == [other[0]]
+    assert compat.release_optim_overrides() == 1
+
+
+def test_release_optim_overrides_says_when_upstream_keeps_no_list(monkeypatch):
+    from bitsandbytes.optim import GlobalOptimManager
+
+    monkeypatch.setattr(GlobalOptimManager, "get_instance", classmethod(lambda cls: object()))
+    with pytest.warns(compat.CompatNotice):
+        assert compat.release_optim_overrides() == 0

@@ -159,8 +159,8 @@ def test_the_lab_ran_on_the_gpu_as_the_chapter_says(profile):
 
 @pytest.mark.parametrize("profile, config", [("t4", "qwen25_7b_config"), ("t4-vistral", "vistral_7b_config")])
 def test_the_resumed_lab_run_peaks_one_fp16_embedding_higher(profile, config):
-    """What the chapter says of the resumed run on the GPU: its peak is the fresh run's plus one fp16 copy of the
-    model's embedding matrix (to 2%), on both shapes."""
+    """What the chapter says of the resumed run on the GPU, measured before compat.release_optim_overrides: its
+    peak is the fresh run's plus one fp16 copy of the model's embedding matrix (to 2%), on both shapes."""
     from course_utils import configs
     from course_utils.configs import parameter_counts
     from course_utils.memory import GIB

@@ -99,3 +99,22 @@ def test_a_max_length_that_cuts_every_answer_is_refused(small, tmp_path, padding
         build_trainer(model, tok, data, data[:2], short, tmp_path)
     assert "--max-length 16" in str(e.value)
 
+
+
+def test_training_with_an_8bit_optimizer_leaves_no_embedding_behind(small, tmp_path):
+    """build_trainer's trainers give bitsandbytes' global references to the embedding back at the end of training
+    (compat.release_optim_overrides): the model, once deleted, is freed whole."""
+    import gc
+
+    def embeddings():
+        gc.collect()
+        return sum(isinstance(o, torch.nn.Embedding) for o in gc.get_objects())
+
+    before = embeddings()
+    profile = small.replace(max_steps=1, optim="adamw_8bit")
+    model, tok = load_model_and_tokenizer(profile)
+    trainer = build_trainer(model, tok, load_split("train")[:8], None, profile, tmp_path, save_strategy="no",
+                            disable_tqdm=True)
+    trainer.train()
+    del trainer, model
+    assert embeddings() == before

@@ -108,6 +108,41 @@ def adapters_to_fp32(model) -> int:
     return changed
 
 
+# ---------------------------------------------------------------- transformers + bitsandbytes: 8-bit optimizers
+
+def release_optim_overrides(model=None) -> int:
+    """Drop bitsandbytes' process-wide references to the modules of `model` (of every model when None); return how
+    many were dropped.
+
+    Upstream: transformers 5.23 `Trainer.create_optimizer` (src/transformers/trainer.py, since
+    https://github.com/huggingface/transformers/pull/15622) registers every nn.Embedding of the model with
+    bitsandbytes' `GlobalOptimManager` singleton whenever the optimizer is one of its 8-bit ones (adamw_8bit,
+    paged_adamw_8bit): `register_module_override(module, "weight", {"optim_bits": 32})`. The manager appends
+    (module, name, config) to a list it never empties (bitsandbytes/optim/optimizer.py), so the embedding outlives its
+    model: 1 GiB in fp16 for Qwen2.5-7B, one more for each trainer built in the same process (measured on the GPU: a
+    second lab run peaked one embedding higher, chapter 9). bitsandbytes reads the list only at the optimizer's first
+    step (`Optimizer8bit.check_overrides`). No upstream issue found (checked 2026-12-03). Applies: transformers 4.18
+    to 5.23 with bitsandbytes up to 0.50. Used at the end of every training (course_utils.train) and by
+    course_utils.lab.free_memory.
+    Guard: a manager without `module_weight_config_triple` (upstream changed): nothing dropped, a notice.
+    """
+    try:
+        from bitsandbytes.optim import GlobalOptimManager
+    except ImportError:
+        return 0
+    manager = GlobalOptimManager.get_instance()
+    triples = getattr(manager, "module_weight_config_triple", None)
+    if triples is None:
+        warnings.warn("bitsandbytes' GlobalOptimManager keeps no module list any more: "
+                      "compat.release_optim_overrides can go.", CompatNotice, stacklevel=2)
+        return 0
+    mine = None if model is None else {id(m) for m in model.modules()}
+    kept = [t for t in triples if mine is not None and id(t[0]) not in mine]
+    dropped = len(triples) - len(kept)
+    triples[:] = kept
+    return dropped
+
+
 # ---------------------------------------------------------------- transformers: resume from the final checkpoint
 
 def finished_checkpoint_state(trainer, checkpoint: str):

@@ -261,8 +261,12 @@ def save(trainer, lab: Lab) -> Path:
 def free_memory() -> None:
     """Collect what is no longer referenced and return GPU memory to the driver.
 
-    Delete your own references first (`del trainer, model`): memory held by a name is not freed.
+    Delete your own references first (`del trainer, model`): memory held by a name is not freed. bitsandbytes'
+    global references to finished trainers' embeddings go too (course_utils.compat.release_optim_overrides).
     """
+    from .compat import release_optim_overrides
+
+    release_optim_overrides()
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -106,6 +106,17 @@ class StopOnNaN(TrainerCallback):
                     "trước đó. Với Qwen2 ở fp16 lỗi này đã được báo cáo (QwenLM/Qwen2 issue 670).")
 
 
+class ReleaseOptimOverrides(TrainerCallback):
+    """At the end of training, drop bitsandbytes' global references to the model's embeddings
+    (course_utils.compat.release_optim_overrides says why)."""
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        from .compat import release_optim_overrides
+
+        if model is not None:
+            release_optim_overrides(model)
+
+
 def resolve_loss(profile: Profile, tokenizer):
     """How the loss is kept to the answers: from the profile, or ("auto") from the tokenizer's chat template."""
     from .templates import LossStrategy, loss_strategy
@@ -145,7 +156,7 @@ def build_trainer(model, tokenizer, train_data, eval_data, profile: Profile, out
         eval_dataset=eval_data,
         processing_class=tokenizer,
         peft_config=lora_config(profile, **(lora_overrides or {})),
-        callbacks=[StopOnNaN(), *(callbacks or [])],
+        callbacks=[StopOnNaN(), ReleaseOptimOverrides(), *(callbacks or [])],
     )
     adapters_to_fp32(trainer.model)
     if profile.lora_fused_sum:
