@@ -167,6 +167,15 @@ def test_the_command_line_itself_exits_2_without_traceback():
     out = subprocess.run([sys.executable, "-m", "course_utils.lab", "--profile", "tiny", "--model-id", "/nonexistent"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr and "/nonexistent" in out.stderr
+    # bitsandbytes' import-time log on a CPU with AVX512-BF16 (compat.quiet_logs): nothing a learner can act on
+    assert "kernels-community" not in out.stderr
+
+
+def test_a_misspelt_optimizer_is_refused_before_loading():
+    out = subprocess.run([sys.executable, "-m", "course_utils.lab", "--profile", "tiny", "--set", "optim=adamw8"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert 'optim="adamw8"' in out.stderr and "--set optim=adamw_8bit" in out.stderr
 
 
 def test_chat_streams_the_same_answer_as_greedy_generation(course_run, capsys):

@@ -14,7 +14,12 @@ checkpoints, adapter/, loss_curve.png, answers.csv, summary.json.
 
 from __future__ import annotations
 
-import argparse
+if __name__ == "__main__":  # the command line: quiet before peft imports bitsandbytes, whose import logs to the CPU
+    from course_utils.compat import quiet_logs
+
+    quiet_logs()
+
+import argparse  # noqa: E402
 import gc
 import os
 import json
@@ -33,8 +38,8 @@ from .memory import check_plan, estimate_training_memory
 from .metrics import evaluate_answers
 from .models import load_config, load_model_and_tokenizer, load_tokenizer, model_path
 from .profiles import PROFILES, Profile, get_profile
-from .train import (build_trainer, default_output_dir, loss_history, no_answer_left, plot_losses, resolve_loss,
-                    train_with_resume)
+from .train import (build_trainer, check_optim, default_output_dir, loss_history, no_answer_left, plot_losses,
+                    resolve_loss, train_with_resume)
 
 
 class LabError(CourseError):
@@ -93,6 +98,7 @@ def prepare(profile: Profile, output_dir: str | Path | None = None, data: str | 
                            "liger-kernel. Hãy chạy: pip install -r requirements-gpu.txt (ô cài đặt trên Colab đã làm "
                            "việc này), hoặc tắt nó: --set use_liger_kernel=false.")
     model_path(profile)  # a local path that does not exist is refused here
+    check_optim(profile)  # a misspelt optimizer, before minutes of loading
     if validation and not data:
         raise LabError("--validation chỉ dùng cùng --data (tập kiểm định cho dữ liệu của bạn). Hãy thêm --data.")
     token = get_hf_token(profile, prompt=sys.stdin.isatty())

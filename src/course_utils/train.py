@@ -31,6 +31,17 @@ def lora_config(profile: Profile, **overrides):
     return LoraConfig(**kwargs)
 
 
+def check_optim(profile: Profile) -> None:
+    """Refuse an optimizer name transformers does not know, in words a learner can act on."""
+    from transformers.training_args import OptimizerNames
+
+    names = [o.value for o in OptimizerNames]
+    if profile.optim not in names:
+        raise CourseError(f'optim="{profile.optim}" không phải tên một bộ tối ưu mà transformers biết. Hãy dùng '
+                          '"adamw_8bit" (như profile t4), "paged_adamw_8bit" hoặc "adamw_torch" (trên CPU), ví dụ '
+                          "--set optim=adamw_8bit. Các tên hợp lệ: " + ", ".join(names) + ".")
+
+
 def sft_config(profile: Profile, output_dir: str | Path, loss_on: str | None = None, evaluate: bool = True,
                **overrides):
     """TRL SFTConfig of a profile. fp16 with a GradScaler on a T4 (no bf16), packing off.
@@ -40,6 +51,7 @@ def sft_config(profile: Profile, output_dir: str | Path, loss_on: str | None = N
     """
     from trl import SFTConfig
 
+    check_optim(profile)
     loss_on = loss_on or profile.loss_on
     # reentrant checkpointing: the same memory, and faster on the benchmark's GPU; but DistributedDataParallel
     # (several processes) needs the non-reentrant form ("Expected to mark a variable ready only once")
